@@ -68,19 +68,25 @@ class CreateSessionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
     STUBS_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """The tenant: `tenants/{tenant}`. Tenants need no creation; the id matches
     `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`.
     """
     session_id: _builtins.str
     """Optional session id with the same syntax as a tenant id; generated when empty."""
+    template: _builtins.str
+    """Optional name of a session template loaded by the daemon at start-up (see
+    `simulatord serve --templates`): its settings and stubs are applied first,
+    then this request's. Unknown names fail with NOT_FOUND (TEMPLATE_NOT_FOUND).
+    """
     @_builtins.property
     def session(self) -> _session_pb2.Session:
         """The session's settings: labels, ttl, journal_limits, unmatched_status. Output-only fields are ignored."""
 
     @_builtins.property
     def stubs(self) -> _containers.RepeatedCompositeFieldContainer[_stub_pb2.Stub]:
-        """Stubs to create with the session, in order."""
+        """Stubs to create with the session, in order (after the template's stubs)."""
 
     def __init__(
         self,
@@ -89,10 +95,11 @@ class CreateSessionRequest(_message.Message):
         session_id: _builtins.str = ...,
         session: _session_pb2.Session | None = ...,
         stubs: _abc.Iterable[_stub_pb2.Stub] | None = ...,
+        template: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["parent", b"parent", "session", b"session", "session_id", b"session_id", "stubs", b"stubs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parent", b"parent", "session", b"session", "session_id", b"session_id", "stubs", b"stubs", "template", b"template"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

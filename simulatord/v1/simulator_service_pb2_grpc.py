@@ -141,7 +141,8 @@ class SimulatorServiceServicer:
     def CreateSession(self, request, context):
         """Creates a session in a tenant, optionally with its first stubs in the same call.
         Errors: INVALID_ARGUMENT (bad parent, session_id, labels, ttl, limits or stubs; BadRequest
-        details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
+        details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), NOT_FOUND (TEMPLATE_NOT_FOUND),
+        RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -45,7 +45,8 @@ class SimulatorServiceStub:
     CreateSession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.CreateSessionRequest, _simulator_service_pb2.CreateSessionResponse]
     """Creates a session in a tenant, optionally with its first stubs in the same call.
     Errors: INVALID_ARGUMENT (bad parent, session_id, labels, ttl, limits or stubs; BadRequest
-    details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
+    details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), NOT_FOUND (TEMPLATE_NOT_FOUND),
+    RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
     """
     GetSession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.GetSessionRequest, _simulator_service_pb2.GetSessionResponse]
     """Gets a session with its counters.
@@ -140,7 +141,8 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     CreateSession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.CreateSessionRequest, _simulator_service_pb2.CreateSessionResponse]  # type: ignore[assignment]
     """Creates a session in a tenant, optionally with its first stubs in the same call.
     Errors: INVALID_ARGUMENT (bad parent, session_id, labels, ttl, limits or stubs; BadRequest
-    details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
+    details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), NOT_FOUND (TEMPLATE_NOT_FOUND),
+    RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
     """
     GetSession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.GetSessionRequest, _simulator_service_pb2.GetSessionResponse]  # type: ignore[assignment]
     """Gets a session with its counters.
@@ -238,7 +240,8 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.CreateSessionResponse, _abc.Awaitable[_simulator_service_pb2.CreateSessionResponse]]:
         """Creates a session in a tenant, optionally with its first stubs in the same call.
         Errors: INVALID_ARGUMENT (bad parent, session_id, labels, ttl, limits or stubs; BadRequest
-        details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
+        details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), NOT_FOUND (TEMPLATE_NOT_FOUND),
+        RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
         """
 
     @_abc_1.abstractmethod
