@@ -1,0 +1,133 @@
+"""The ASGI edge for simulated traffic: freezes each request once, runs the pipeline, sends and records."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from simulatord.matching.request import HttpRequest
+from simulatord.responding import pipeline
+from simulatord.responding.reply import Reply
+from simulatord.sessions.service import Simulator
+from simulatord.sessions.session import Selection
+from simulatord.http_front.routing import Route, route
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    pass
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _json_reply(status: int, payload: dict[str, Any]) -> Reply:
+    return Reply(status, [("content-type", "application/json")], json.dumps(payload).encode())
+
+
+class SimulatedTraffic:
+    """ASGI middleware: requests that address a session are served here; everything else goes to Quart."""
+
+    def __init__(self, inner: ASGIApp, simulator: Simulator, host_suffix: str, max_body_bytes: int) -> None:
+        self.inner = inner
+        self.simulator = simulator
+        self.host_suffix = host_suffix
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        target = route(scope["path"], scope["headers"], self.host_suffix)
+        if target is None:
+            await self.inner(scope, receive, send)
+            return
+        await self.serve(target, scope, receive, send)
+
+    async def serve(self, target: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        received = time.time()
+        session = self.simulator.store.find(target.key)
+        if session is None:
+            await _send(send, _json_reply(404, {
+                "error": f"session {target.key.name} not found",
+                "reason": "SESSION_NOT_FOUND",
+            }))
+            return
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except ClientGone:
+            return
+        except BodyTooLarge:
+            reply = _json_reply(413, {
+                "error": f"request body exceeds the daemon's limit of {self.max_body_bytes} bytes",
+                "reason": "BODY_TOO_LARGE",
+            })
+            request = self.freeze(target, scope, b"", received)
+            await _send(send, reply)
+            self.simulator.record(session, request, Selection(None, None, {}), reply, 0, "complete")
+            return
+        request = self.freeze(target, scope, body, received)
+        plan = await pipeline.run(session, request)
+        end = await _send(send, plan.reply)
+        self.simulator.record(session, request, plan.selection, plan.reply, len(body), end)
+
+    @staticmethod
+    def freeze(target: Route, scope: Scope, body: bytes, received: float) -> HttpRequest:
+        return HttpRequest(
+            method=scope["method"],
+            path=target.path,
+            query_string=scope["query_string"].decode("latin-1"),
+            headers=tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]),
+            body=body,
+            receive_time=received,
+            http_version=scope.get("http_version", "1.1"),
+            routing=target.routing,
+        )
+
+
+async def _send(send: Send, reply: Reply) -> str:
+    """Sends a reply; returns how it ended (complete or client_disconnected)."""
+    headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers]
+    stream = reply.stream
+    if stream is None and not any(n == b"content-length" for n, _ in headers):
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if stream is None:
+            await send({"type": "http.response.body", "body": reply.body})
+            return "complete"
+        sent = 0
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+            reply.events_sent += 1
+        reply.notes["body_bytes_sent"] = sent
+        await send({"type": "http.response.body", "body": b""})
+        return "complete"
+    except OSError:
+        return "client_disconnected"

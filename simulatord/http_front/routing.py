@@ -1,0 +1,50 @@
+"""Finds the session a request addresses: routing header, virtual host, or base-URL path prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulatord.names import SessionKey, valid_id
+
+ROUTING_HEADER = b"x-simulatord-session"
+PREFIX = "/tenants/"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    key: SessionKey
+    path: str  # below the session's base URL, starting with "/"
+    routing: str  # "header", "host" or "path_prefix"
+
+
+def _key_from_name(name: str) -> SessionKey | None:
+    parts = name.strip().strip("/").split("/")
+    if len(parts) == 4 and parts[0] == "tenants" and parts[2] == "sessions":
+        if valid_id(parts[1]) and valid_id(parts[3]):
+            return SessionKey(parts[1], parts[3])
+    return None
+
+
+def route(path: str, headers: list[tuple[bytes, bytes]], host_suffix: str) -> Route | None:
+    """Reads the addressing of one request; None when it addresses no session at all."""
+    host = b""
+    for name, value in headers:
+        if name == ROUTING_HEADER:
+            key = _key_from_name(value.decode("latin-1"))
+            if key is not None:
+                return Route(key, path, "header")
+        elif name == b"host":
+            host = value
+    if host and host_suffix:
+        hostname = host.decode("latin-1").rsplit(":", 1)[0] if not host.startswith(b"[") else ""
+        suffix = "." + host_suffix
+        if hostname.endswith(suffix):
+            labels = hostname[: -len(suffix)].split(".")
+            if len(labels) == 2 and valid_id(labels[0]) and valid_id(labels[1]):
+                return Route(SessionKey(labels[1], labels[0]), path, "host")
+    if path.startswith(PREFIX):
+        parts = path.split("/", 5)  # "", "tenants", t, "sessions", s, rest
+        if len(parts) >= 5 and parts[3] == "sessions" and valid_id(parts[2]) and valid_id(parts[4]):
+            rest = "/" + parts[5] if len(parts) == 6 else "/"
+            return Route(SessionKey(parts[2], parts[4]), rest, "path_prefix")
+    return None

@@ -1,0 +1,70 @@
+"""Resource names (`tenants/{tenant}/sessions/{session}/...`): parsing, formatting and id syntax."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from simulatord.errors import invalid
+
+# AIP-122 style ids that are also valid DNS labels, so Host routing can carry them.
+ID_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+ID_RULE = "must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+
+
+def valid_id(value: str) -> bool:
+    return ID_PATTERN.fullmatch(value) is not None
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """The identity of a session: its tenant and session ids."""
+
+    tenant: str
+    session: str
+
+    @property
+    def name(self) -> str:
+        return f"tenants/{self.tenant}/sessions/{self.session}"
+
+    def stub_name(self, stub_id: str) -> str:
+        return f"{self.name}/stubs/{stub_id}"
+
+    def exchange_name(self, sequence: int) -> str:
+        return f"{self.name}/exchanges/{sequence}"
+
+
+def parse_tenant(parent: str, field: str = "parent", allow_wildcard: bool = False) -> str:
+    parts = parent.split("/")
+    if len(parts) != 2 or parts[0] != "tenants":
+        raise invalid(field, f"must be 'tenants/{{tenant}}', got {parent!r}")
+    if allow_wildcard and parts[1] == "-":
+        return "-"
+    if not valid_id(parts[1]):
+        raise invalid(field, f"tenant id {parts[1]!r} {ID_RULE}")
+    return parts[1]
+
+
+def parse_session(name: str, field: str = "name") -> SessionKey:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "tenants" or parts[2] != "sessions":
+        raise invalid(field, f"must be 'tenants/{{tenant}}/sessions/{{session}}', got {name!r}")
+    if not (valid_id(parts[1]) and valid_id(parts[3])):
+        raise invalid(field, f"ids in {name!r} {ID_RULE}")
+    return SessionKey(parts[1], parts[3])
+
+
+def parse_child(name: str, collection: str, field: str = "name") -> tuple[SessionKey, str]:
+    """Splits `tenants/t/sessions/s/{collection}/{id}` into the session key and the child id."""
+    parts = name.split("/")
+    if len(parts) != 6 or parts[4] != collection:
+        raise invalid(
+            field, f"must be 'tenants/{{tenant}}/sessions/{{session}}/{collection}/{{id}}', got {name!r}"
+        )
+    key = parse_session("/".join(parts[:4]), field)
+    return key, parts[5]

@@ -1,0 +1,73 @@
+"""Response specifications (validated when programmed) and the reply a request gets (built per request)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulatord.errors import SpecErrors
+
+
+@dataclass(frozen=True)
+class ResponseSpec:
+    """One programmed answer; the body is encoded once, when programmed, not per request."""
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    delay: float = 0.0  # seconds before the response starts
+
+
+@dataclass
+class Reply:
+    """What the HTTP edge sends for one request; behaviours may rewrite it before it is sent."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    # A streamed body replaces `body` when set; each item is one chunk (or one SSE event).
+    stream: AsyncIterator[bytes] | None = None
+    delay: float = 0.0
+    # Filled in while sending, for the journal.
+    events_sent: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+MAX_DELAY_SECONDS = 600.0
+
+
+def response_spec(
+    status: int,
+    headers: Sequence[tuple[str, str]],
+    body_kind: str | None,
+    body: Any,
+    delay: float,
+    where: str,
+    errors: SpecErrors,
+) -> ResponseSpec:
+    """Builds a ResponseSpec, encoding the body now and defaulting its content type."""
+    if status == 0:
+        status = 200
+    if not 100 <= status <= 599:
+        errors.add(f"{where}.status", f"must be 0 or between 100 and 599, got {status}")
+    for i, (name, value) in enumerate(headers):
+        if not name or any(c in name for c in " :\r\n\t") or "\r" in value or "\n" in value:
+            errors.add(f"{where}.headers[{i}]", f"invalid header {name!r}: {value!r}")
+    if not 0 <= delay <= MAX_DELAY_SECONDS:
+        errors.add(f"{where}.delay", f"must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds")
+    names = {name.lower() for name, _ in headers}
+    extra: list[tuple[str, str]] = []
+    encoded = b""
+    if body_kind == "body_bytes":
+        encoded = bytes(body)
+    elif body_kind == "body_text":
+        encoded = str(body).encode()
+        if "content-type" not in names:
+            extra.append(("content-type", "text/plain; charset=utf-8"))
+    elif body_kind == "body_json":
+        encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        if "content-type" not in names:
+            extra.append(("content-type", "application/json"))
+    return ResponseSpec(status, tuple(headers) + tuple(extra), encoded, delay)

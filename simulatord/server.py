@@ -1,0 +1,157 @@
+"""Runs the daemon: hypercorn serving the Quart app and a grpc.aio server, in one process and one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+
+from simulatord.config import Settings
+from simulatord.control import convert
+from simulatord.control.servicer import SimulatorServicer
+from simulatord.control.templates import load_templates
+from simulatord.errors import SpecErrors
+from simulatord.http_front import create_app
+from simulatord.names import SessionKey
+from simulatord.sessions.journal import JournalLimits
+from simulatord.sessions.service import Addressing, Simulator
+from simulatord.sessions.store import MemoryStore
+from simulatord.v1 import simulator_service_pb2, simulator_service_pb2_grpc
+
+log = logging.getLogger("simulatord")
+SERVICE_NAME = simulator_service_pb2.DESCRIPTOR.services_by_name["SimulatorService"].full_name
+
+
+@dataclass(frozen=True)
+class Bound:
+    http_url: str
+    grpc_address: str
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _display_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _validated_templates(settings: Settings, simulator: Simulator) -> dict[str, simulator_service_pb2.CreateSessionRequest]:
+    """Templates are programs too: they are checked once at start-up, never when a session uses them."""
+    if settings.templates is None:
+        return {}
+    templates = load_templates(settings.templates)
+    key = SessionKey("template", "check")
+    for name, template in templates.items():
+        errors = SpecErrors()
+        for i, stub in enumerate(template.stubs):
+            convert.stub(stub, key, "", f"stubs[{i}]", "stub_id", errors, 0.0)
+        convert.ttl_seconds(template.session.ttl, "session.ttl", errors)
+        errors.raise_if_any(reason=f"INVALID_TEMPLATE:{name}")
+    return templates
+
+
+async def run(
+    settings: Settings,
+    on_ready: Callable[[Bound], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serves until `stop` is set (or SIGTERM/SIGINT arrives), then stops gracefully."""
+    stop = stop or asyncio.Event()
+    http_sock = _listen(settings.host, settings.http_port)
+    http_port = http_sock.getsockname()[1]
+    shown = _display_host(settings.host)
+    public_url = settings.public_url or f"http://{shown}:{http_port}"
+    simulator = Simulator(
+        MemoryStore(settings.max_sessions),
+        Addressing(public_url, settings.host_suffix),
+        default_ttl=settings.default_ttl,
+        default_limits=JournalLimits(
+            settings.journal_max_exchanges, settings.journal_max_bytes, settings.journal_max_body_bytes
+        ),
+    )
+    templates = _validated_templates(settings, simulator)
+
+    grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    simulator_service_pb2_grpc.add_SimulatorServiceServicer_to_server(
+        SimulatorServicer(simulator, templates), grpc_server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        grpc_server,
+    )
+    grpc_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    grpc_port = grpc_server.add_insecure_port(f"{grpc_host}:{settings.grpc_port}")
+    await grpc_server.start()
+
+    app = create_app(simulator, settings.host_suffix, settings.max_body_bytes)
+    config = HypercornConfig()
+    config.bind = [f"fd://{http_sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = log
+    config.graceful_timeout = 2.0
+    config.keep_alive_timeout = 75.0
+    serving = asyncio.Event()
+
+    @app.before_serving
+    async def ready() -> None:
+        serving.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    http_task = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    sweeper = asyncio.create_task(_sweep(simulator, settings.sweep_interval))
+    await asyncio.wait([asyncio.create_task(serving.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
+    if http_task.done():
+        await http_task  # start-up failed: surface the error
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    if on_ready is not None:
+        on_ready(Bound(f"http://{shown}:{http_port}", f"{shown}:{grpc_port}"))
+
+    await stop.wait()
+    await health_servicer.enter_graceful_shutdown()
+    simulator.close()  # watchers and waiters end cleanly before the server goes
+    sweeper.cancel()
+    await grpc_server.stop(grace=2.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        await http_task
+    with contextlib.suppress(OSError):  # hypercorn may have closed the descriptor it was given
+        http_sock.close()
+
+
+async def _sweep(simulator: Simulator, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        removed = simulator.sweep_expired()
+        if removed:
+            log.info("removed %d expired session(s)", removed)
+
+
+def print_ready(bound: Bound) -> None:
+    print(f"simulatord ready http={bound.http_url} grpc={bound.grpc_address}", flush=True)
+    sys.stdout.flush()

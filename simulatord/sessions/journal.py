@@ -1,0 +1,186 @@
+"""The journal of one session: exchanges in sequence, bounded in count and bytes, with live waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from simulatord.matching.matchers import Mismatch
+from simulatord.matching.request import HttpRequest
+
+
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    """A stub that did not match a request, and why."""
+
+    stub_name: str
+    description: str
+    mismatches: tuple[Mismatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalLimits:
+    max_exchanges: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One recorded request and what was served (or the near misses when nothing matched)."""
+
+    sequence: int
+    request: HttpRequest
+    body_size: int
+    body_truncated: bool
+    stub_name: str
+    near_misses: tuple[NearMiss, ...]
+    status: int
+    response_headers: tuple[tuple[str, str], ...]
+    response_body_size: int
+    duration: float
+    end: str = "complete"  # complete, client_disconnected or aborted
+    event_count: int = 0
+    size: int = field(default=0)
+
+    @property
+    def matched(self) -> bool:
+        return bool(self.stub_name)
+
+
+# Fixed cost of one record beyond its variable-length parts (objects, tuples, dataclass slots).
+_RECORD_OVERHEAD = 600
+
+
+def estimate_size(exchange: Exchange) -> int:
+    req = exchange.request
+    headers = sum(len(n) + len(v) + 64 for n, v in req.headers)
+    headers += sum(len(n) + len(v) + 64 for n, v in exchange.response_headers)
+    misses = sum(200 + 120 * len(m.mismatches) for m in exchange.near_misses)
+    return _RECORD_OVERHEAD + len(req.path) + len(req.query_string) + len(req.body) + headers + misses
+
+
+class Journal:
+    """Keeps the newest exchanges within the limits; evictions are counted, never silent."""
+
+    def __init__(self, limits: JournalLimits) -> None:
+        self.limits = limits
+        self._entries: deque[Exchange] = deque()
+        self.next_sequence = 1
+        self.total_count = 0
+        self.evicted_count = 0
+        self.retained_bytes = 0
+        self.closed = False
+        self._changed: asyncio.Event | None = None
+
+    def append(self, exchange: Exchange) -> Exchange:
+        exchange.sequence = self.next_sequence
+        self.next_sequence += 1
+        exchange.size = estimate_size(exchange)
+        self._entries.append(exchange)
+        self.total_count += 1
+        self.retained_bytes += exchange.size
+        limits = self.limits
+        while self._entries and (
+            len(self._entries) > limits.max_exchanges or self.retained_bytes > limits.max_bytes
+        ):
+            old = self._entries.popleft()
+            self.retained_bytes -= old.size
+            self.evicted_count += 1
+        self._wake()
+        return exchange
+
+    def _wake(self) -> None:
+        # Only allocate a new Event when someone waits: the hot path stays allocation-free.
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_for_change(self, timeout: float | None = None) -> None:
+        """Returns after the next append, reset or close (or the timeout)."""
+        if self.closed:
+            return
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        event = self._changed
+        if timeout is None:
+            await event.wait()
+        else:
+            try:
+                await asyncio.wait_for(event.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.next_sequence = 1
+        self.total_count = 0
+        self.evicted_count = 0
+        self.retained_bytes = 0
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def __iter__(self) -> Iterator[Exchange]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def first_sequence(self) -> int:
+        return self._entries[0].sequence if self._entries else 0
+
+    @property
+    def last_sequence(self) -> int:
+        return self.next_sequence - 1
+
+    def since(self, sequence: int) -> Iterator[Exchange]:
+        """Kept exchanges with a sequence number at or above `sequence`, in order."""
+        entries = self._entries
+        if not entries:
+            return iter(())
+        start = max(0, sequence - entries[0].sequence)
+        if start == 0:
+            return iter(entries)
+        if start >= len(entries):
+            return iter(())
+        # Sequence numbers are dense within the deque, so the offset is the position.
+        return (entries[i] for i in range(start, len(entries)))
+
+    def get(self, sequence: int) -> Exchange | None:
+        entries = self._entries
+        if not entries:
+            return None
+        index = sequence - entries[0].sequence
+        if 0 <= index < len(entries):
+            return entries[index]
+        return None
+
+
+@dataclass(frozen=True)
+class ExchangeFilter:
+    """Selects exchanges; every field that is set must hold."""
+
+    match_state: str = ""  # "", "matched" or "unmatched"
+    stub: str = ""  # stub resource name or id
+    method: str = ""
+    path: str = ""
+    path_prefix: str = ""
+
+    def accepts(self, exchange: Exchange) -> bool:
+        if self.match_state == "matched" and not exchange.stub_name:
+            return False
+        if self.match_state == "unmatched" and exchange.stub_name:
+            return False
+        if self.stub and exchange.stub_name != self.stub and not exchange.stub_name.endswith(f"/stubs/{self.stub}"):
+            return False
+        if self.method and exchange.request.method != self.method.upper():
+            return False
+        if self.path and exchange.request.path != self.path:
+            return False
+        return not (self.path_prefix and not exchange.request.path.startswith(self.path_prefix))

@@ -1,0 +1,284 @@
+"""The simulator's operations on sessions, stubs and exchanges, independent of any transport."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from simulatord.errors import NotFound, invalid
+from simulatord.matching.request import HttpRequest
+from simulatord.names import SessionKey
+from simulatord.responding.reply import Reply
+from simulatord.sessions.journal import Exchange, ExchangeFilter, JournalLimits
+from simulatord.sessions.session import Selection, Session
+from simulatord.sessions.store import SessionStore
+from simulatord.sessions.stubs import Stub
+from simulatord.sessions.verify import VerifyReport, verify
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_WAIT_SECONDS = 600.0
+MAX_WAIT_RESULTS = 1000
+MAX_OTHER_RESULTS = 10
+
+
+@dataclass(frozen=True)
+class Addressing:
+    """How sessions are reached over HTTP: base URL prefix, virtual host and routing header."""
+
+    public_url: str
+    host_suffix: str
+
+    def base_url(self, key: SessionKey) -> str:
+        return f"{self.public_url.rstrip('/')}/{key.name}"
+
+    def host(self, key: SessionKey) -> str:
+        return f"{key.session}.{key.tenant}.{self.host_suffix}"
+
+
+def encode_token(kind: str, position: int) -> str:
+    raw = json.dumps({"k": kind, "p": position}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, kind: str, field: str = "page_token") -> int:
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        if data["k"] != kind or not isinstance(data["p"], int) or data["p"] < 0:
+            raise ValueError
+        return int(data["p"])
+    except (ValueError, KeyError, TypeError):
+        raise invalid(field, "is not a token returned by a previous call of this method") from None
+
+
+def page_size(requested: int, field: str = "page_size") -> int:
+    if requested < 0:
+        raise invalid(field, "must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def parse_label_selector(selector: str) -> list[tuple[str, str | None]]:
+    terms: list[tuple[str, str | None]] = []
+    for part in filter(None, (p.strip() for p in selector.split(","))):
+        key, sep, value = part.partition("=")
+        if not key.strip():
+            raise invalid("label_selector", f"term {part!r} has no key")
+        terms.append((key.strip(), value.strip() if sep else None))
+    return terms
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    satisfied: bool
+    matching: list[Exchange]
+    others: list[Exchange]
+
+
+class Simulator:
+    """Owns the store and performs every operation; the gRPC servicer and the HTTP front only translate."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        addressing: Addressing,
+        default_ttl: float = 3600.0,
+        default_limits: JournalLimits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.addressing = addressing
+        self.default_ttl = default_ttl
+        self.default_limits = default_limits or JournalLimits()
+        self.clock = clock
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def limits(self, max_exchanges: int = 0, max_bytes: int = 0, max_body_bytes: int = 0) -> JournalLimits:
+        d = self.default_limits
+        return JournalLimits(max_exchanges or d.max_exchanges, max_bytes or d.max_bytes, max_body_bytes or d.max_body_bytes)
+
+    def create_session(
+        self,
+        key: SessionKey,
+        labels: dict[str, str],
+        ttl: float | None,
+        limits: JournalLimits,
+        unmatched_status: int,
+        stubs: Sequence[Stub],
+    ) -> Session:
+        now = self.clock()
+        session = Session(
+            key=key,
+            ttl=ttl or self.default_ttl,
+            limits=limits,
+            labels=dict(labels),
+            unmatched_status=unmatched_status or 404,
+            create_time=now,
+        )
+        session.add_stubs(stubs)
+        self.store.add(session)
+        return session
+
+    def session(self, key: SessionKey) -> Session:
+        return self.store.get(key)
+
+    def list_sessions(
+        self, tenant: str, size: int, token: str, selector: str
+    ) -> tuple[list[Session], str]:
+        terms = parse_label_selector(selector)
+        offset = decode_token(token, f"sessions:{tenant}:{selector}")
+        limit = page_size(size)
+        chosen = [
+            s
+            for s in self.store.list(tenant)
+            if all(k in s.labels and (v is None or s.labels[k] == v) for k, v in terms)
+        ]
+        page = chosen[offset : offset + limit]
+        more = offset + limit < len(chosen)
+        return page, encode_token(f"sessions:{tenant}:{selector}", offset + limit) if more else ""
+
+    def delete_session(self, key: SessionKey, allow_missing: bool = False) -> None:
+        if self.store.remove(key) is None and not allow_missing:
+            raise NotFound(f"session {key.name} not found", "SESSION_NOT_FOUND", {"session": key.name})
+
+    def refresh_session(self, key: SessionKey, ttl: float | None) -> Session:
+        session = self.store.get(key)
+        session.refresh(self.clock(), ttl)
+        return session
+
+    def sweep_expired(self) -> int:
+        expired = self.store.expired(self.clock())
+        for session in expired:
+            self.store.remove(session.key)
+        return len(expired)
+
+    def close(self) -> None:
+        """Ends every watcher and waiter, for a graceful stop."""
+        for session in self.store.list("-"):
+            session.close()
+
+    # --- stubs -----------------------------------------------------------------------------------
+
+    def list_stubs(self, key: SessionKey, size: int, token: str) -> tuple[list[Stub], str]:
+        stubs = self.store.get(key).stubs
+        offset = decode_token(token, f"stubs:{key.name}")
+        limit = page_size(size)
+        more = offset + limit < len(stubs)
+        return list(stubs[offset : offset + limit]), encode_token(f"stubs:{key.name}", offset + limit) if more else ""
+
+    def verify(self, key: SessionKey) -> VerifyReport:
+        return verify(self.store.get(key))
+
+    # --- exchanges -------------------------------------------------------------------------------
+
+    def record(
+        self,
+        session: Session,
+        request: HttpRequest,
+        selection: Selection,
+        reply: Reply,
+        body_size: int,
+        end: str,
+    ) -> Exchange:
+        limit = session.limits.max_body_bytes
+        truncated = len(request.body) > limit
+        if truncated:
+            request = dataclasses.replace(request, body=request.body[:limit])
+        exchange = Exchange(
+            sequence=0,
+            request=request,
+            body_size=len(request.body) if not truncated else body_size,
+            body_truncated=truncated,
+            stub_name=selection.stub.name if selection.stub is not None else "",
+            near_misses=selection.near_misses,
+            status=reply.status,
+            response_headers=tuple(reply.headers),
+            response_body_size=reply.notes.get("body_bytes_sent", len(reply.body)),
+            duration=max(0.0, self.clock() - request.receive_time),
+            end=end,
+            event_count=reply.events_sent,
+        )
+        return session.journal.append(exchange)
+
+    def get_exchange(self, key: SessionKey, sequence: int) -> Exchange:
+        exchange = self.store.get(key).journal.get(sequence)
+        if exchange is None:
+            name = key.exchange_name(sequence)
+            raise NotFound(f"exchange {name} not found (or evicted)", "EXCHANGE_NOT_FOUND", {"exchange": name})
+        return exchange
+
+    def list_exchanges(
+        self, key: SessionKey, filt: ExchangeFilter, size: int, token: str
+    ) -> tuple[list[Exchange], str, int]:
+        journal = self.store.get(key).journal
+        start = decode_token(token, f"exchanges:{key.name}") or 1
+        limit = page_size(size)
+        page: list[Exchange] = []
+        next_token = ""
+        for exchange in journal.since(start):
+            if not filt.accepts(exchange):
+                continue
+            if len(page) == limit:
+                next_token = encode_token(f"exchanges:{key.name}", exchange.sequence)
+                break
+            page.append(exchange)
+        return page, next_token, journal.evicted_count
+
+    def count_exchanges(self, key: SessionKey, filt: ExchangeFilter) -> tuple[int, int]:
+        journal = self.store.get(key).journal
+        return sum(1 for e in journal if filt.accepts(e)), journal.evicted_count
+
+    async def wait_for_exchanges(
+        self, key: SessionKey, filt: ExchangeFilter, count: int, timeout: float
+    ) -> WaitResult:
+        session = self.store.get(key)
+        journal = session.journal
+        deadline = self.clock() + timeout
+        matching: list[Exchange] = []
+        cursor = 1
+        while True:
+            if journal.next_sequence < cursor:  # the journal was reset while we waited
+                matching, cursor = [], 1
+            for exchange in journal.since(cursor):
+                cursor = exchange.sequence + 1
+                if filt.accepts(exchange):
+                    matching.append(exchange)
+            if len(matching) >= count:
+                return WaitResult(True, matching[:MAX_WAIT_RESULTS], [])
+            if journal.closed:
+                raise NotFound(
+                    f"session {key.name} was deleted while waiting", "SESSION_NOT_FOUND", {"session": key.name}
+                )
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                others = [e for e in journal if not filt.accepts(e)][-MAX_OTHER_RESULTS:]
+                return WaitResult(False, matching[:MAX_WAIT_RESULTS], others)
+            await journal.wait_for_change(remaining)
+
+    async def watch_exchanges(
+        self, key: SessionKey, filt: ExchangeFilter, start_sequence: int
+    ) -> AsyncIterator[Exchange | int]:
+        """Yields matching exchanges from `start_sequence` on, live; an int is a count of evicted ones skipped."""
+        journal = self.store.get(key).journal
+        cursor = start_sequence or journal.next_sequence
+        while True:
+            if journal.next_sequence < cursor:  # reset: sequence numbers restarted
+                cursor = 1
+            first = journal.first_sequence
+            if first and cursor < first:
+                yield first - cursor
+                cursor = first
+            for exchange in list(journal.since(cursor)):
+                cursor = exchange.sequence + 1
+                if filt.accepts(exchange):
+                    yield exchange
+            if journal.closed:
+                return
+            await journal.wait_for_change()

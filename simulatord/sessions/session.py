@@ -1,0 +1,145 @@
+"""One isolated session: its stubs in trial order, its scenario state and its journal."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from simulatord.errors import AlreadyExists, NotFound
+from simulatord.matching.matchers import Mismatch, nearest
+from simulatord.matching.request import HttpRequest
+from simulatord.names import SessionKey
+from simulatord.responding.reply import ResponseSpec
+from simulatord.sessions.journal import Journal, JournalLimits, NearMiss
+from simulatord.sessions.stubs import Stub
+
+MAX_NEAR_MISSES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The stub chosen for a request and the response it serves, or the near misses when none matched."""
+
+    stub: Stub | None
+    response: ResponseSpec | None
+    captures: dict[str, str]
+    near_misses: tuple[NearMiss, ...] = ()
+
+
+@dataclass(eq=False)
+class Session:
+    key: SessionKey
+    ttl: float
+    limits: JournalLimits
+    labels: dict[str, str] = field(default_factory=dict)
+    unmatched_status: int = 404
+    create_time: float = field(default_factory=time.time)
+    expire_time: float = 0.0
+    state: str = ""
+    journal: Journal = field(init=False)
+    _stubs: dict[str, Stub] = field(default_factory=dict, init=False)
+    _ordered: tuple[Stub, ...] = field(default=(), init=False)
+    _next_order: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.journal = Journal(self.limits)
+        if not self.expire_time:
+            self.expire_time = self.create_time + self.ttl
+
+    # --- stubs -----------------------------------------------------------------------------------
+
+    @property
+    def stubs(self) -> tuple[Stub, ...]:
+        """Stubs in the order they are tried: higher priority first, then newest first."""
+        return self._ordered
+
+    def _reorder(self) -> None:
+        self._ordered = tuple(sorted(self._stubs.values(), key=lambda s: (-s.priority, -s.order)))
+
+    def add_stubs(self, stubs: Iterable[Stub]) -> None:
+        """Adds stubs all or nothing: a duplicate id rejects the whole batch."""
+        batch = list(stubs)
+        ids = [s.id for s in batch]
+        for stub_id in ids:
+            if stub_id in self._stubs or ids.count(stub_id) > 1:
+                raise AlreadyExists(
+                    f"stub {self.key.stub_name(stub_id)} already exists",
+                    "STUB_ALREADY_EXISTS",
+                    {"stub": self.key.stub_name(stub_id)},
+                )
+        for stub in batch:
+            stub.order = self._next_order
+            self._next_order += 1
+            self._stubs[stub.id] = stub
+        self._reorder()
+
+    def get_stub(self, stub_id: str) -> Stub:
+        stub = self._stubs.get(stub_id)
+        if stub is None:
+            name = self.key.stub_name(stub_id)
+            raise NotFound(f"stub {name} not found", "STUB_NOT_FOUND", {"stub": name})
+        return stub
+
+    def replace_stub(self, stub: Stub) -> None:
+        old = self.get_stub(stub.id)
+        stub.order, stub.create_time = old.order, old.create_time
+        self._stubs[stub.id] = stub
+        self._reorder()
+
+    def delete_stub(self, stub_id: str) -> None:
+        self.get_stub(stub_id)
+        del self._stubs[stub_id]
+        self._reorder()
+
+    def clear_stubs(self) -> None:
+        self._stubs.clear()
+        self._reorder()
+
+    # --- the data plane --------------------------------------------------------------------------
+
+    def _state_mismatch(self, stub: Stub) -> list[Mismatch]:
+        if stub.required_state and stub.required_state != self.state:
+            return [Mismatch("state", repr(stub.required_state), repr(self.state))]
+        if stub.exhausted:
+            return [Mismatch("times", f"at most {stub.times or len(stub.responses)} matches", "exhausted")]
+        return []
+
+    def select(self, request: HttpRequest) -> Selection:
+        """Picks the first available stub that matches and advances it; otherwise explains the nearest misses."""
+        for stub in self._ordered:
+            if stub.required_state and stub.required_state != self.state:
+                continue
+            if stub.exhausted or not stub.matcher.matches(request):
+                continue
+            response = stub.take_response()
+            if stub.next_state:
+                self.state = stub.next_state
+            return Selection(stub, response, stub.matcher.captures(request))
+        by_name = {s.name: s for s in self._ordered}
+        ranked = nearest(
+            [(s.name, s.matcher) for s in self._ordered],
+            request,
+            MAX_NEAR_MISSES,
+            extra=lambda name: self._state_mismatch(by_name[name]),
+        )
+        misses = tuple(NearMiss(name, by_name[name].description, result.mismatches) for name, result in ranked)
+        return Selection(None, None, {}, misses)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def refresh(self, now: float, ttl: float | None = None) -> None:
+        if ttl is not None:
+            self.ttl = ttl
+        self.expire_time = now + self.ttl
+
+    def reset(self, stubs: bool, journal: bool, state: bool) -> None:
+        if stubs:
+            self.clear_stubs()
+        if journal:
+            self.journal.clear()
+        if state:
+            self.state = ""
+
+    def close(self) -> None:
+        self.journal.close()

@@ -1,0 +1,77 @@
+"""The narrow interface to session state, and its in-process implementation."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from simulatord.errors import AlreadyExists, NotFound, ResourceExhausted
+from simulatord.names import SessionKey
+from simulatord.sessions.session import Session
+
+
+class SessionStore(Protocol):
+    """Everything the daemon needs from session storage; a shared multi-process store implements the same."""
+
+    def add(self, session: Session) -> None: ...
+
+    def get(self, key: SessionKey) -> Session: ...
+
+    def find(self, key: SessionKey) -> Session | None: ...
+
+    def list(self, tenant: str) -> list[Session]: ...
+
+    def remove(self, key: SessionKey) -> Session | None: ...
+
+    def expired(self, now: float) -> list[Session]: ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryStore:
+    """Sessions in a dict of this process; lookups on the hot path are one dict access."""
+
+    def __init__(self, max_sessions: int = 10_000) -> None:
+        self.max_sessions = max_sessions
+        self._sessions: dict[SessionKey, Session] = {}
+
+    def add(self, session: Session) -> None:
+        if session.key in self._sessions:
+            raise AlreadyExists(
+                f"session {session.key.name} already exists",
+                "SESSION_ALREADY_EXISTS",
+                {"session": session.key.name},
+            )
+        if len(self._sessions) >= self.max_sessions:
+            raise ResourceExhausted(
+                f"the daemon holds its maximum of {self.max_sessions} sessions; delete some first",
+                "TOO_MANY_SESSIONS",
+                {"max_sessions": str(self.max_sessions)},
+            )
+        self._sessions[session.key] = session
+
+    def get(self, key: SessionKey) -> Session:
+        session = self._sessions.get(key)
+        if session is None:
+            raise NotFound(f"session {key.name} not found", "SESSION_NOT_FOUND", {"session": key.name})
+        return session
+
+    def find(self, key: SessionKey) -> Session | None:
+        return self._sessions.get(key)
+
+    def list(self, tenant: str) -> list[Session]:
+        sessions = self._sessions.values()
+        if tenant == "-":
+            return sorted(sessions, key=lambda s: (s.create_time, s.key.name))
+        return sorted((s for s in sessions if s.key.tenant == tenant), key=lambda s: (s.create_time, s.key.name))
+
+    def remove(self, key: SessionKey) -> Session | None:
+        session = self._sessions.pop(key, None)
+        if session is not None:
+            session.close()
+        return session
+
+    def expired(self, now: float) -> list[Session]:
+        return [s for s in self._sessions.values() if s.expire_time <= now]
+
+    def __len__(self) -> int:
+        return len(self._sessions)
