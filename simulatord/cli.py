@@ -18,35 +18,92 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     d = Settings()
     p = sub.add_parser("serve", help="run the daemon (flags fall back to SIMULATORD_* environment variables)")
     p.add_argument("--host", default=env_default("host", d.host), help="address to listen on [SIMULATORD_HOST]")
-    p.add_argument("--http-port", type=int, default=env_default("http_port", d.http_port),
-                   help="HTTP port, 0 picks a free one [SIMULATORD_HTTP_PORT]")
-    p.add_argument("--grpc-port", type=int, default=env_default("grpc_port", d.grpc_port),
-                   help="gRPC port, 0 picks a free one [SIMULATORD_GRPC_PORT]")
-    p.add_argument("--public-url", default=env_default("public_url", d.public_url),
-                   help="base of session URLs as clients reach them, e.g. http://simulatord:8080 [SIMULATORD_PUBLIC_URL]")
-    p.add_argument("--host-suffix", default=env_default("host_suffix", d.host_suffix),
-                   help="domain for Host routing: {session}.{tenant}.SUFFIX [SIMULATORD_HOST_SUFFIX]")
-    p.add_argument("--templates", default=env_default("templates", ""),
-                   help="directory of session templates (*.json, *.yaml) [SIMULATORD_TEMPLATES]")
-    p.add_argument("--default-ttl", type=float, default=env_default("default_ttl", d.default_ttl),
-                   help="seconds a session lives without RefreshSession [SIMULATORD_DEFAULT_TTL]")
-    p.add_argument("--max-sessions", type=int, default=env_default("max_sessions", d.max_sessions),
-                   help="[SIMULATORD_MAX_SESSIONS]")
-    p.add_argument("--max-body-bytes", type=int, default=env_default("max_body_bytes", d.max_body_bytes),
-                   help="largest request body accepted; larger ones get 413 [SIMULATORD_MAX_BODY_BYTES]")
-    p.add_argument("--journal-max-exchanges", type=int,
-                   default=env_default("journal_max_exchanges", d.journal_max_exchanges),
-                   help="default journal bound per session [SIMULATORD_JOURNAL_MAX_EXCHANGES]")
-    p.add_argument("--journal-max-bytes", type=int, default=env_default("journal_max_bytes", d.journal_max_bytes),
-                   help="default journal bound per session [SIMULATORD_JOURNAL_MAX_BYTES]")
-    p.add_argument("--loop", choices=["asyncio", "uvloop"], default=env_default("loop", "asyncio"),
-                   help="event loop implementation [SIMULATORD_LOOP]")
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=env_default("http_port", d.http_port),
+        help="HTTP port, 0 picks a free one [SIMULATORD_HTTP_PORT]",
+    )
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=env_default("grpc_port", d.grpc_port),
+        help="gRPC port, 0 picks a free one [SIMULATORD_GRPC_PORT]",
+    )
+    p.add_argument(
+        "--public-url",
+        default=env_default("public_url", d.public_url),
+        help="base of session URLs as clients reach them, e.g. http://simulatord:8080 [SIMULATORD_PUBLIC_URL]",
+    )
+    p.add_argument(
+        "--host-suffix",
+        default=env_default("host_suffix", d.host_suffix),
+        help="domain for Host routing: {session}.{tenant}.SUFFIX [SIMULATORD_HOST_SUFFIX]",
+    )
+    p.add_argument(
+        "--templates",
+        default=env_default("templates", ""),
+        help="directory of session templates (*.json, *.yaml) [SIMULATORD_TEMPLATES]",
+    )
+    p.add_argument(
+        "--default-ttl",
+        type=float,
+        default=env_default("default_ttl", d.default_ttl),
+        help="seconds a session lives without RefreshSession [SIMULATORD_DEFAULT_TTL]",
+    )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        default=env_default("max_sessions", d.max_sessions),
+        help="[SIMULATORD_MAX_SESSIONS]",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=env_default("max_body_bytes", d.max_body_bytes),
+        help="largest request body accepted; larger ones get 413 [SIMULATORD_MAX_BODY_BYTES]",
+    )
+    p.add_argument(
+        "--max-stream-seconds",
+        type=float,
+        default=env_default("max_stream_seconds", d.max_stream_seconds),
+        help="streams and hangs that do not end by themselves end after this [SIMULATORD_MAX_STREAM_SECONDS]",
+    )
+    p.add_argument(
+        "--tls-cert",
+        default=env_default("tls_cert", ""),
+        help="PEM certificate: serve HTTPS (HTTP/2 by ALPN) instead of HTTP [SIMULATORD_TLS_CERT]",
+    )
+    p.add_argument(
+        "--tls-key", default=env_default("tls_key", ""), help="PEM private key for --tls-cert [SIMULATORD_TLS_KEY]"
+    )
+    p.add_argument(
+        "--journal-max-exchanges",
+        type=int,
+        default=env_default("journal_max_exchanges", d.journal_max_exchanges),
+        help="default journal bound per session [SIMULATORD_JOURNAL_MAX_EXCHANGES]",
+    )
+    p.add_argument(
+        "--journal-max-bytes",
+        type=int,
+        default=env_default("journal_max_bytes", d.journal_max_bytes),
+        help="default journal bound per session [SIMULATORD_JOURNAL_MAX_BYTES]",
+    )
+    p.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default=env_default("loop", "asyncio"),
+        help="event loop implementation [SIMULATORD_LOOP]",
+    )
     p.add_argument("--log-level", default=env_default("log_level", d.log_level), help="[SIMULATORD_LOG_LEVEL]")
 
 
 def _address(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", default=os.environ.get("SIMULATORD_ADDRESS", DEFAULT_ADDRESS),
-                   help="gRPC address of the daemon [SIMULATORD_ADDRESS]")
+    p.add_argument(
+        "--address",
+        default=os.environ.get("SIMULATORD_ADDRESS", DEFAULT_ADDRESS),
+        help="gRPC address of the daemon [SIMULATORD_ADDRESS]",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from simulatord import server
+    from simulatord.control.templates import TemplateError
 
     logging.basicConfig(level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(
@@ -83,6 +141,9 @@ def _serve(args: argparse.Namespace) -> int:
         default_ttl=args.default_ttl,
         max_sessions=args.max_sessions,
         max_body_bytes=args.max_body_bytes,
+        max_stream_seconds=args.max_stream_seconds,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
         journal_max_exchanges=args.journal_max_exchanges,
         journal_max_bytes=args.journal_max_bytes,
     )
@@ -91,7 +152,11 @@ def _serve(args: argparse.Namespace) -> int:
         import uvloop  # optional extra: pip install simulatord[fast]
 
         runner = uvloop.run
-    runner(server.run(settings, on_ready=server.print_ready))
+    try:
+        runner(server.run(settings, on_ready=server.print_ready))
+    except (TemplateError, OSError) as exc:  # bad templates, ports in use: say so in one line, no traceback
+        print(f"simulatord: cannot start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,6 +18,9 @@ class Settings:
     default_ttl: float = 3600.0
     max_sessions: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
+    max_stream_seconds: float = 600.0  # streams and hangs that do not end by themselves end after this
+    tls_cert: Path | None = None  # with tls_key: serve HTTPS, HTTP/2 negotiated by ALPN
+    tls_key: Path | None = None
     journal_max_exchanges: int = 10_000
     journal_max_bytes: int = 64 * 1024 * 1024
     journal_max_body_bytes: int = 1024 * 1024

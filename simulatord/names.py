@@ -63,8 +63,6 @@ def parse_child(name: str, collection: str, field: str = "name") -> tuple[Sessio
     """Splits `tenants/t/sessions/s/{collection}/{id}` into the session key and the child id."""
     parts = name.split("/")
     if len(parts) != 6 or parts[4] != collection:
-        raise invalid(
-            field, f"must be 'tenants/{{tenant}}/sessions/{{session}}/{collection}/{{id}}', got {name!r}"
-        )
+        raise invalid(field, f"must be 'tenants/{{tenant}}/sessions/{{session}}/{collection}/{{id}}', got {name!r}")
     key = parse_session("/".join(parts[:4]), field)
     return key, parts[5]

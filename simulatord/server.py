@@ -18,12 +18,9 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
 from simulatord.config import Settings
-from simulatord.control import convert
 from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
-from simulatord.errors import SpecErrors
 from simulatord.http_front import create_app
-from simulatord.names import SessionKey
 from simulatord.sessions.journal import JournalLimits
 from simulatord.sessions.service import Addressing, Simulator
 from simulatord.sessions.store import MemoryStore
@@ -55,21 +52,6 @@ def _display_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _validated_templates(settings: Settings, simulator: Simulator) -> dict[str, simulator_service_pb2.CreateSessionRequest]:
-    """Templates are programs too: they are checked once at start-up, never when a session uses them."""
-    if settings.templates is None:
-        return {}
-    templates = load_templates(settings.templates)
-    key = SessionKey("template", "check")
-    for name, template in templates.items():
-        errors = SpecErrors()
-        for i, stub in enumerate(template.stubs):
-            convert.stub(stub, key, "", f"stubs[{i}]", "stub_id", errors, 0.0)
-        convert.ttl_seconds(template.session.ttl, "session.ttl", errors)
-        errors.raise_if_any(reason=f"INVALID_TEMPLATE:{name}")
-    return templates
-
-
 async def run(
     settings: Settings,
     on_ready: Callable[[Bound], None] | None = None,
@@ -80,7 +62,8 @@ async def run(
     http_sock = _listen(settings.host, settings.http_port)
     http_port = http_sock.getsockname()[1]
     shown = _display_host(settings.host)
-    public_url = settings.public_url or f"http://{shown}:{http_port}"
+    scheme = "https" if settings.tls_cert else "http"
+    public_url = settings.public_url or f"{scheme}://{shown}:{http_port}"
     simulator = Simulator(
         MemoryStore(settings.max_sessions),
         Addressing(public_url, settings.host_suffix),
@@ -89,7 +72,7 @@ async def run(
             settings.journal_max_exchanges, settings.journal_max_bytes, settings.journal_max_body_bytes
         ),
     )
-    templates = _validated_templates(settings, simulator)
+    templates = load_templates(settings.templates) if settings.templates is not None else {}
 
     grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     simulator_service_pb2_grpc.add_SimulatorServiceServicer_to_server(
@@ -105,13 +88,16 @@ async def run(
     grpc_port = grpc_server.add_insecure_port(f"{grpc_host}:{settings.grpc_port}")
     await grpc_server.start()
 
-    app = create_app(simulator, settings.host_suffix, settings.max_body_bytes)
+    app = create_app(simulator, settings.host_suffix, settings.max_body_bytes, settings.max_stream_seconds)
     config = HypercornConfig()
     config.bind = [f"fd://{http_sock.fileno()}"]
     config.accesslog = None
     config.errorlog = log
     config.graceful_timeout = 2.0
     config.keep_alive_timeout = 75.0
+    if settings.tls_cert:  # hypercorn then serves the bound socket over TLS and offers h2 and http/1.1 by ALPN
+        config.certfile = str(settings.tls_cert)
+        config.keyfile = str(settings.tls_key) if settings.tls_key else None
     serving = asyncio.Event()
 
     @app.before_serving
@@ -123,7 +109,7 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    http_task = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    http_task = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))
     sweeper = asyncio.create_task(_sweep(simulator, settings.sweep_interval))
     await asyncio.wait([asyncio.create_task(serving.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
     if http_task.done():
@@ -131,7 +117,7 @@ async def run(
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     if on_ready is not None:
-        on_ready(Bound(f"http://{shown}:{http_port}", f"{shown}:{grpc_port}"))
+        on_ready(Bound(f"{scheme}://{shown}:{http_port}", f"{shown}:{grpc_port}"))
 
     await stop.wait()
     await health_servicer.enter_graceful_shutdown()

@@ -8,7 +8,7 @@ from datetime import datetime
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from simulatord.v1 import exchange_pb2
+from simulatord.v1 import exchange_pb2, session_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 
@@ -31,7 +31,8 @@ def health(address: str, timeout: float) -> int:
 def list_sessions(address: str, tenant: str) -> int:
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.SimulatorServiceStub(channel)
-        token, rows = "", []
+        token = ""
+        rows: list[session_pb2.Session] = []
         while True:
             reply = stub.ListSessions(pb.ListSessionsRequest(parent=f"tenants/{tenant}", page_token=token))
             rows.extend(reply.sessions)
@@ -70,7 +71,10 @@ def watch(address: str, session: str, from_start: bool, color: bool) -> int:
                 if event.HasField("exchange"):
                     print(format_exchange(event.exchange, color), flush=True)
                 else:
-                    print(f"... {event.evicted_count} exchange(s) evicted before they could be shown", flush=True)
+                    print(
+                        f"... {event.evicted_count} exchange(s) evicted before they could be shown",
+                        flush=True,
+                    )
         except grpc.RpcError as exc:
             print(f"watch ended: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1

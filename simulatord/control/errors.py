@@ -40,12 +40,18 @@ def to_status(error: SimulatorError) -> grpc.Status:
     code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.UNKNOWN)
     details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata))]
     if isinstance(error, InvalidArgument) and error.violations:
-        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations
-        ])))
-    status = rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
-    return status  # type: ignore[no-any-return]
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
+    status: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
+    return status
 
 
 def internal_status(exc: BaseException) -> grpc.Status:
@@ -54,4 +60,5 @@ def internal_status(exc: BaseException) -> grpc.Status:
     status = status_pb2.Status(
         code=code_pb2.INTERNAL, message=f"internal error: {type(exc).__name__}: {exc}", details=[_pack(info)]
     )
-    return rpc_status.to_status(status)  # type: ignore[no-any-return]
+    result: grpc.Status = rpc_status.to_status(status)
+    return result

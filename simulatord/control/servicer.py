@@ -10,12 +10,13 @@ import grpc
 
 from simulatord.control import convert
 from simulatord.control.errors import internal_status, to_status
-from simulatord.errors import SimulatorError, SpecErrors, invalid, NotFound
+from simulatord.errors import NotFound, SimulatorError, SpecErrors, invalid
 from simulatord.names import SessionKey, new_id, parse_child, parse_session, parse_tenant
+from simulatord.sessions import websockets
 from simulatord.sessions.service import MAX_WAIT_SECONDS, Simulator
-from simulatord.v1 import session_pb2, simulator_service_pb2 as pb
+from simulatord.v1 import exchange_pb2, session_pb2, stub_pb2
+from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
-from simulatord.v1 import stub_pb2
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -48,9 +49,7 @@ def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
 
 def streaming(method: Streaming[Req, Resp]) -> Streaming[Req, Resp]:
     @functools.wraps(method)
-    async def wrapper(
-        self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
-    ) -> AsyncIterator[Resp]:
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> AsyncIterator[Resp]:
         try:
             async for item in method(self, request, context):
                 yield item
@@ -74,7 +73,9 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         self, key: SessionKey, items: list[tuple[stub_pb2.Stub, str, str, str]], errors: SpecErrors
     ) -> list[Any]:
         now = self.sim.clock()
-        return [convert.stub(msg, key, stub_id, where, id_where, errors, now) for msg, stub_id, where, id_where in items]
+        return [
+            convert.stub(msg, key, stub_id, where, id_where, errors, now) for msg, stub_id, where, id_where in items
+        ]
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -98,6 +99,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
             settings.CopyFrom(template.session)
         settings.MergeFrom(request.session)
         key = SessionKey(tenant, request.session_id or new_id("s"))
+        convert.check_labels(settings.labels, "session.labels", errors)
         ttl = convert.ttl_seconds(settings.ttl, "session.ttl", errors)
         limits = convert.journal_limits(settings.journal_limits, self.sim.limits, "session.journal_limits", errors)
         if settings.unmatched_status and not 100 <= settings.unmatched_status <= 599:
@@ -105,11 +107,10 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         items = [(s, "", f"template.stubs[{i}]", "") for i, s in enumerate(template.stubs)] if template else []
         items += [(s, "", f"stubs[{i}]", "") for i, s in enumerate(request.stubs)]
         stubs = self._stubs(key, items, errors)
-        errors.raise_if_any(reason="INVALID_STUB")
+        only_stubs = all(v.field.startswith(("stubs[", "template.")) for v in errors.violations)
+        errors.raise_if_any(reason="INVALID_STUB" if only_stubs else "INVALID_ARGUMENT")
         session = self.sim.create_session(key, dict(settings.labels), ttl, limits, settings.unmatched_status, stubs)
-        return pb.CreateSessionResponse(
-            session=self._session(session), stubs=[convert.stub_to_proto(s) for s in stubs]
-        )
+        return pb.CreateSessionResponse(session=self._session(session), stubs=[convert.stub_to_proto(s) for s in stubs])
 
     @unary
     async def GetSession(self, request: pb.GetSessionRequest, context: Any) -> pb.GetSessionResponse:
@@ -150,8 +151,12 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
 
     @unary
     async def SetSessionState(self, request: pb.SetSessionStateRequest, context: Any) -> pb.SetSessionStateResponse:
-        session = self.sim.session(parse_session(request.name))
-        session.state = request.state
+        key = parse_session(request.name)
+        errors = SpecErrors()
+        convert.check_scenario(request.scenario, "scenario", errors)
+        errors.raise_if_any()
+        session = self.sim.session(key)
+        session.set_state(request.scenario, request.state)
         return pb.SetSessionStateResponse(session=self._session(session))
 
     @unary
@@ -159,10 +164,14 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         key = parse_session(request.name)
         report = self.sim.verify(key)
 
-        def reports(stubs: tuple[Any, ...]) -> list[pb.StubReport]:
+        def reports(stubs: tuple[Any, ...]) -> list[exchange_pb2.StubReport]:
             return [
-                pb.StubReport(stub=s.name, description=s.description, match_count=s.match_count,
-                              expected=s.expectation_text())
+                exchange_pb2.StubReport(
+                    stub=s.name,
+                    description=s.description,
+                    match_count=s.match_count,
+                    expected=s.expectation_text(),
+                )
                 for s in stubs
             ]
 
@@ -186,9 +195,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         return pb.CreateStubResponse(stub=convert.stub_to_proto(stubs[0]))
 
     @unary
-    async def BatchCreateStubs(
-        self, request: pb.BatchCreateStubsRequest, context: Any
-    ) -> pb.BatchCreateStubsResponse:
+    async def BatchCreateStubs(self, request: pb.BatchCreateStubsRequest, context: Any) -> pb.BatchCreateStubsResponse:
         key = parse_session(request.parent, "parent")
         errors = SpecErrors()
         for i, item in enumerate(request.requests):
@@ -252,7 +259,9 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         filt = self._filter(request)
         page, token, evicted = self.sim.list_exchanges(key, filt, request.page_size, request.page_token)
         return pb.ListExchangesResponse(
-            exchanges=[convert.exchange_to_proto(e, key) for e in page], next_page_token=token, evicted_count=evicted
+            exchanges=[convert.exchange_to_proto(e, key) for e in page],
+            next_page_token=token,
+            evicted_count=evicted,
         )
 
     @unary
@@ -262,9 +271,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         return pb.CountExchangesResponse(count=count, evicted_count=evicted)
 
     @unary
-    async def WaitForExchanges(
-        self, request: pb.WaitForExchangesRequest, context: Any
-    ) -> pb.WaitForExchangesResponse:
+    async def WaitForExchanges(self, request: pb.WaitForExchangesRequest, context: Any) -> pb.WaitForExchangesResponse:
         key = parse_session(request.parent, "parent")
         filt = self._filter(request)
         if request.count < 0:
@@ -297,4 +304,20 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
             else:
                 yield pb.WatchExchangesResponse(exchange=convert.exchange_to_proto(item, key))
 
+    # --- WebSockets ------------------------------------------------------------------------------
 
+    @unary
+    async def SendWebSocketMessage(
+        self, request: pb.SendWebSocketMessageRequest, context: Any
+    ) -> pb.SendWebSocketMessageResponse:
+        key = parse_session(request.parent, "parent")
+        errors = SpecErrors()
+        message = convert.out_message(request.message, "message", errors) if request.HasField("message") else None
+        close = convert.close_spec(request.close, "close", errors) if request.HasField("close") else None
+        if message is None and close is None:
+            errors.add("message", "set message, close or both")
+        if request.connection < 0:
+            errors.add("connection", "must not be negative")
+        errors.raise_if_any()
+        ids = websockets.push(self.sim.session(key), request.stub, request.connection, websockets.Push(message, close))
+        return pb.SendWebSocketMessageResponse(connections=ids)

@@ -11,7 +11,7 @@ from simulatord.http_front.edge import SimulatedTraffic
 from simulatord.sessions.service import Simulator
 
 
-def create_app(simulator: Simulator, host_suffix: str, max_body_bytes: int) -> Quart:
+def create_app(simulator: Simulator, host_suffix: str, max_body_bytes: int, max_stream_seconds: float = 600.0) -> Quart:
     app = Quart("simulatord")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.url_map.strict_slashes = False
@@ -34,5 +34,5 @@ def create_app(simulator: Simulator, host_suffix: str, max_body_bytes: int) -> Q
             "its host name, or the x-simulatord-session header",
         }, 404
 
-    app.asgi_app = SimulatedTraffic(app.asgi_app, simulator, host_suffix, max_body_bytes)  # type: ignore[method-assign]
+    app.asgi_app = SimulatedTraffic(app.asgi_app, simulator, host_suffix, max_body_bytes, max_stream_seconds)  # type: ignore[assignment, arg-type]
     return app

@@ -7,12 +7,15 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from simulatord.http_front import websocket
+from simulatord.http_front.connection import AsgiWire
+from simulatord.http_front.routing import Route, route
 from simulatord.matching.request import HttpRequest
 from simulatord.responding import pipeline
+from simulatord.responding.delivery import deliver
 from simulatord.responding.reply import Reply
 from simulatord.sessions.service import Simulator
 from simulatord.sessions.session import Selection
-from simulatord.http_front.routing import Route, route
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,14 +56,27 @@ def _json_reply(status: int, payload: dict[str, Any]) -> Reply:
 class SimulatedTraffic:
     """ASGI middleware: requests that address a session are served here; everything else goes to Quart."""
 
-    def __init__(self, inner: ASGIApp, simulator: Simulator, host_suffix: str, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        inner: ASGIApp,
+        simulator: Simulator,
+        host_suffix: str,
+        max_body_bytes: int,
+        max_stream_seconds: float = 600.0,
+    ) -> None:
         self.inner = inner
         self.simulator = simulator
         self.host_suffix = host_suffix
         self.max_body_bytes = max_body_bytes
+        self.max_stream_seconds = max_stream_seconds  # bound on streams and hangs that do not end by themselves
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":  # WebSocket upgrades addressed to a session go to WebSocket stubs
+                target = route(scope["path"], scope["headers"], self.host_suffix)
+                if target is not None:
+                    await websocket.serve(self.simulator, target, scope, receive, send)
+                    return
             await self.inner(scope, receive, send)
             return
         target = route(scope["path"], scope["headers"], self.host_suffix)
@@ -73,27 +89,39 @@ class SimulatedTraffic:
         received = time.time()
         session = self.simulator.store.find(target.key)
         if session is None:
-            await _send(send, _json_reply(404, {
-                "error": f"session {target.key.name} not found",
-                "reason": "SESSION_NOT_FOUND",
-            }))
+            await _send(
+                send,
+                _json_reply(
+                    404,
+                    {
+                        "error": f"session {target.key.name} not found",
+                        "reason": "SESSION_NOT_FOUND",
+                    },
+                ),
+            )
             return
         try:
             body = await read_body(receive, self.max_body_bytes)
         except ClientGone:
             return
         except BodyTooLarge:
-            reply = _json_reply(413, {
-                "error": f"request body exceeds the daemon's limit of {self.max_body_bytes} bytes",
-                "reason": "BODY_TOO_LARGE",
-            })
+            reply = _json_reply(
+                413,
+                {
+                    "error": f"request body exceeds the daemon's limit of {self.max_body_bytes} bytes",
+                    "reason": "BODY_TOO_LARGE",
+                },
+            )
             request = self.freeze(target, scope, b"", received)
             await _send(send, reply)
             self.simulator.record(session, request, Selection(None, None, {}), reply, 0, "complete")
             return
         request = self.freeze(target, scope, body, received)
         plan = await pipeline.run(session, request)
-        end = await _send(send, plan.reply)
+        if plan.reply.shaping is None:
+            end = await _send(send, plan.reply)
+        else:  # programmed timing, faults or streams; plain replies never pay for them
+            end = await deliver(plan.reply, AsgiWire(scope, receive, send, self.max_stream_seconds))
         self.simulator.record(session, request, plan.selection, plan.reply, len(body), end)
 
     @staticmethod

@@ -19,9 +19,14 @@ class Route:
 
 def _key_from_name(name: str) -> SessionKey | None:
     parts = name.strip().strip("/").split("/")
-    if len(parts) == 4 and parts[0] == "tenants" and parts[2] == "sessions":
-        if valid_id(parts[1]) and valid_id(parts[3]):
-            return SessionKey(parts[1], parts[3])
+    if (
+        len(parts) == 4
+        and parts[0] == "tenants"
+        and parts[2] == "sessions"
+        and valid_id(parts[1])
+        and valid_id(parts[3])
+    ):
+        return SessionKey(parts[1], parts[3])
     return None
 
 

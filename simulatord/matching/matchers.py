@@ -285,7 +285,7 @@ class BodyTest:
 
     kind: str
     operand: Any
-    where: str = "body"
+    label: str = "body"  # the request field named in mismatches, e.g. body[1]
     pattern: re.Pattern[str] | None = None
     query: Any = None  # compiled JSONPath
     node_equals: Any = None
@@ -295,7 +295,7 @@ class BodyTest:
     def test(self, request: HttpRequest) -> bool:
         kind = self.kind
         if kind == "equals":
-            return request.body == self.operand
+            return bool(request.body == self.operand)
         if kind == "contains":
             return self.operand in request.text
         if kind == "regex":
@@ -320,7 +320,7 @@ class BodyTest:
 
     def explain(self, request: HttpRequest) -> list[Mismatch]:
         if self.kind in ("json_equals", "json_subset", "json_path") and not request.has_json:
-            return [Mismatch(self.where, f"{self.kind.replace('_', ' ')} (a JSON body)", _show(request.text))]
+            return [Mismatch(self.label, f"{self.kind.replace('_', ' ')} (a JSON body)", _show(request.text))]
         if self.kind == "json_path":
             nodes = self._nodes(request)
             if self.has_node_equals:
@@ -330,9 +330,11 @@ class BodyTest:
             else:
                 expected = f"{self.operand} selects something"
             actual = "(nothing selected)" if not nodes else _show([_node_text(n) for n in nodes])
-            return [Mismatch(self.where, expected, actual)]
-        expected = f"{self.kind.replace('_', ' ')} {_show(self.operand if self.kind != 'equals' else repr(self.operand))}"
-        return [Mismatch(self.where, expected, _show(request.text))]
+            return [Mismatch(self.label, expected, actual)]
+        expected = (
+            f"{self.kind.replace('_', ' ')} {_show(self.operand if self.kind != 'equals' else repr(self.operand))}"
+        )
+        return [Mismatch(self.label, expected, _show(request.text))]
 
 
 BODY_KINDS = ("equals", "contains", "regex", "json_equals", "json_subset", "json_path")
@@ -346,13 +348,14 @@ def body_test(
     node_equals: Any = None,
     has_node_equals: bool = False,
     node_value: StringTest | None = None,
+    label: str = "body",
 ) -> BodyTest:
     if kind not in BODY_KINDS:
         errors.add(where, f"must set one of {', '.join(BODY_KINDS)}")
         return BodyTest("equals", b"")
     if kind == "regex":
         try:
-            return BodyTest(kind, operand, where, pattern=re.compile(operand))
+            return BodyTest(kind, operand, label, pattern=re.compile(operand))
         except re.error as exc:
             errors.add(f"{where}.regex", f"invalid regular expression: {exc}")
             return BodyTest("equals", b"")
@@ -366,10 +369,15 @@ def body_test(
             errors.add(f"{where}.json_path.expression", f"invalid JSONPath {operand!r}: {first_line}")
             return BodyTest("equals", b"")
         return BodyTest(
-            kind, operand, where, query=query, node_equals=node_equals,
-            node_value=node_value, has_node_equals=has_node_equals,
+            kind,
+            operand,
+            label,
+            query=query,
+            node_equals=node_equals,
+            node_value=node_value,
+            has_node_equals=has_node_equals,
         )
-    return BodyTest(kind, operand, where)
+    return BodyTest(kind, operand, label)
 
 
 # --- the whole request ---------------------------------------------------------------------------
@@ -516,4 +524,3 @@ __all__ = [
     "request_matcher",
     "string_test",
 ]
-

@@ -25,7 +25,7 @@ class Plan:
 
 
 def render(spec: ResponseSpec) -> Reply:
-    return Reply(spec.status, list(spec.headers), spec.body, delay=spec.delay)
+    return Reply(spec.status, list(spec.headers), spec.body, delay=spec.delay, shaping=spec.shaping)
 
 
 def render_miss(session: Session, request: HttpRequest, misses: tuple[NearMiss, ...]) -> Reply:
@@ -38,9 +38,7 @@ def render_miss(session: Session, request: HttpRequest, misses: tuple[NearMiss, 
             {
                 "stub": miss.stub_name,
                 "description": miss.description,
-                "mismatches": [
-                    {"field": m.field, "expected": m.expected, "actual": m.actual} for m in miss.mismatches
-                ],
+                "mismatches": [{"field": m.field, "expected": m.expected, "actual": m.actual} for m in miss.mismatches],
                 "summary": describe_mismatches(miss.mismatches),
             }
             for miss in misses
@@ -66,7 +64,19 @@ async def run(session: Session, request: HttpRequest) -> Plan:
     if selection.stub is None or selection.response is None:
         reply = render_miss(session, request, selection.near_misses)
     else:
-        reply = render(selection.response)
+        spec = selection.response
+        reply = render(spec)
+        if spec.template is not None:  # only templated responses pay for rendering
+            reply = spec.template.render_reply(
+                reply,
+                request,
+                selection.captures,
+                selection.stub.match_count,
+                session.journal.next_sequence,
+                session.state_of(selection.stub.scenario),
+            )
+        if selection.rate is not None:  # only rate-limited stubs report x-ratelimit-* headers
+            reply = selection.rate.apply(reply)
     for behaviour in BEHAVIOURS:
         reply = await behaviour(reply, request)
     return Plan(reply, selection)

@@ -18,6 +18,10 @@ class ResponseSpec:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     delay: float = 0.0  # seconds before the response starts
+    # A templating.ResponseTemplate when the response is rendered per request; None keeps the plain path free.
+    template: Any = None
+    # A delivery.Shaping (timing, fault, stream) when delivery is programmed; None keeps the plain path free.
+    shaping: Any = None
 
 
 @dataclass
@@ -30,6 +34,8 @@ class Reply:
     # A streamed body replaces `body` when set; each item is one chunk (or one SSE event).
     stream: AsyncIterator[bytes] | None = None
     delay: float = 0.0
+    # The spec's delivery.Shaping: set, the edge hands the reply to delivery.deliver instead of sending it plainly.
+    shaping: Any = None
     # Filled in while sending, for the journal.
     events_sent: int = 0
     notes: dict[str, Any] = field(default_factory=dict)

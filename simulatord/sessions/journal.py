@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from simulatord.matching.matchers import Mismatch
 from simulatord.matching.request import HttpRequest
@@ -44,6 +46,8 @@ class Exchange:
     end: str = "complete"  # complete, client_disconnected or aborted
     event_count: int = 0
     size: int = field(default=0)
+    kind: str = "http"  # http, websocket_upgrade or websocket_frame
+    frame: Any = None  # a sessions.websockets.Frame for kind websocket_frame
 
     @property
     def matched(self) -> bool:
@@ -59,7 +63,9 @@ def estimate_size(exchange: Exchange) -> int:
     headers = sum(len(n) + len(v) + 64 for n, v in req.headers)
     headers += sum(len(n) + len(v) + 64 for n, v in exchange.response_headers)
     misses = sum(200 + 120 * len(m.mismatches) for m in exchange.near_misses)
-    return _RECORD_OVERHEAD + len(req.path) + len(req.query_string) + len(req.body) + headers + misses
+    frame = exchange.frame
+    payload = 0 if frame is None else len(frame.text or "") + len(frame.binary or b"") + len(frame.close_reason)
+    return _RECORD_OVERHEAD + len(req.path) + len(req.query_string) + len(req.body) + headers + misses + payload
 
 
 class Journal:
@@ -73,6 +79,7 @@ class Journal:
         self.evicted_count = 0
         self.retained_bytes = 0
         self.closed = False
+        self.generation = 0  # bumped by clear(), so readers notice a reset even if new entries follow at once
         self._changed: asyncio.Event | None = None
 
     def append(self, exchange: Exchange) -> Exchange:
@@ -83,9 +90,7 @@ class Journal:
         self.total_count += 1
         self.retained_bytes += exchange.size
         limits = self.limits
-        while self._entries and (
-            len(self._entries) > limits.max_exchanges or self.retained_bytes > limits.max_bytes
-        ):
+        while self._entries and (len(self._entries) > limits.max_exchanges or self.retained_bytes > limits.max_bytes):
             old = self._entries.popleft()
             self.retained_bytes -= old.size
             self.evicted_count += 1
@@ -107,11 +112,9 @@ class Journal:
         event = self._changed
         if timeout is None:
             await event.wait()
-        else:
-            try:
-                await asyncio.wait_for(event.wait(), timeout)
-            except TimeoutError:
-                pass
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -119,6 +122,7 @@ class Journal:
         self.total_count = 0
         self.evicted_count = 0
         self.retained_bytes = 0
+        self.generation += 1
         self._wake()
 
     def close(self) -> None:

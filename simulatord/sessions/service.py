@@ -102,7 +102,9 @@ class Simulator:
 
     def limits(self, max_exchanges: int = 0, max_bytes: int = 0, max_body_bytes: int = 0) -> JournalLimits:
         d = self.default_limits
-        return JournalLimits(max_exchanges or d.max_exchanges, max_bytes or d.max_bytes, max_body_bytes or d.max_body_bytes)
+        return JournalLimits(
+            max_exchanges or d.max_exchanges, max_bytes or d.max_bytes, max_body_bytes or d.max_body_bytes
+        )
 
     def create_session(
         self,
@@ -129,15 +131,13 @@ class Simulator:
     def session(self, key: SessionKey) -> Session:
         return self.store.get(key)
 
-    def list_sessions(
-        self, tenant: str, size: int, token: str, selector: str
-    ) -> tuple[list[Session], str]:
+    def list_sessions(self, tenant: str, size: int, token: str, selector: str) -> tuple[list[Session], str]:
         terms = parse_label_selector(selector)
         offset = decode_token(token, f"sessions:{tenant}:{selector}")
         limit = page_size(size)
         chosen = [
             s
-            for s in self.store.list(tenant)
+            for s in self.store.in_tenant(tenant)
             if all(k in s.labels and (v is None or s.labels[k] == v) for k, v in terms)
         ]
         page = chosen[offset : offset + limit]
@@ -161,7 +161,7 @@ class Simulator:
 
     def close(self) -> None:
         """Ends every watcher and waiter, for a graceful stop."""
-        for session in self.store.list("-"):
+        for session in self.store.in_tenant("-"):
             session.close()
 
     # --- stubs -----------------------------------------------------------------------------------
@@ -235,17 +235,15 @@ class Simulator:
         journal = self.store.get(key).journal
         return sum(1 for e in journal if filt.accepts(e)), journal.evicted_count
 
-    async def wait_for_exchanges(
-        self, key: SessionKey, filt: ExchangeFilter, count: int, timeout: float
-    ) -> WaitResult:
+    async def wait_for_exchanges(self, key: SessionKey, filt: ExchangeFilter, count: int, timeout: float) -> WaitResult:
         session = self.store.get(key)
         journal = session.journal
         deadline = self.clock() + timeout
         matching: list[Exchange] = []
-        cursor = 1
+        cursor, generation = 1, journal.generation
         while True:
-            if journal.next_sequence < cursor:  # the journal was reset while we waited
-                matching, cursor = [], 1
+            if journal.generation != generation:  # the journal was reset while we waited
+                matching, cursor, generation = [], 1, journal.generation
             for exchange in journal.since(cursor):
                 cursor = exchange.sequence + 1
                 if filt.accepts(exchange):
@@ -254,7 +252,9 @@ class Simulator:
                 return WaitResult(True, matching[:MAX_WAIT_RESULTS], [])
             if journal.closed:
                 raise NotFound(
-                    f"session {key.name} was deleted while waiting", "SESSION_NOT_FOUND", {"session": key.name}
+                    f"session {key.name} was deleted while waiting",
+                    "SESSION_NOT_FOUND",
+                    {"session": key.name},
                 )
             remaining = deadline - self.clock()
             if remaining <= 0:
@@ -267,10 +267,10 @@ class Simulator:
     ) -> AsyncIterator[Exchange | int]:
         """Yields matching exchanges from `start_sequence` on, live; an int is a count of evicted ones skipped."""
         journal = self.store.get(key).journal
-        cursor = start_sequence or journal.next_sequence
+        cursor, generation = start_sequence or journal.next_sequence, journal.generation
         while True:
-            if journal.next_sequence < cursor:  # reset: sequence numbers restarted
-                cursor = 1
+            if journal.generation != generation:  # reset: sequence numbers restarted
+                cursor, generation = 1, journal.generation
             first = journal.first_sequence
             if first and cursor < first:
                 yield first - cursor
@@ -281,4 +281,8 @@ class Simulator:
                     yield exchange
             if journal.closed:
                 return
+            # Appended while this generator was suspended at a `yield`: nobody was waiting then, so no wake-up
+            # is pending for it; look again instead of waiting.
+            if cursor < journal.next_sequence or journal.generation != generation:
+                continue
             await journal.wait_for_change()

@@ -10,9 +10,11 @@ from simulatord.errors import AlreadyExists, NotFound
 from simulatord.matching.matchers import Mismatch, nearest
 from simulatord.matching.request import HttpRequest
 from simulatord.names import SessionKey
+from simulatord.responding.ratelimit import Buckets, RateDecision
 from simulatord.responding.reply import ResponseSpec
 from simulatord.sessions.journal import Journal, JournalLimits, NearMiss
 from simulatord.sessions.stubs import Stub
+from simulatord.sessions.websockets import Connections
 
 MAX_NEAR_MISSES = 3
 
@@ -25,6 +27,7 @@ class Selection:
     response: ResponseSpec | None
     captures: dict[str, str]
     near_misses: tuple[NearMiss, ...] = ()
+    rate: RateDecision | None = None  # set only for stubs with a rate limit
 
 
 @dataclass(eq=False)
@@ -37,9 +40,16 @@ class Session:
     create_time: float = field(default_factory=time.time)
     expire_time: float = 0.0
     state: str = ""
+    # Named scenarios: independent state machines next to the session's own `state` (empty name).
+    scenarios: dict[str, str] = field(default_factory=dict)
     journal: Journal = field(init=False)
     _stubs: dict[str, Stub] = field(default_factory=dict, init=False)
-    _ordered: tuple[Stub, ...] = field(default=(), init=False)
+    _ordered: tuple[Stub, ...] = field(default=(), init=False)  # HTTP stubs, in trial order
+    # WebSocket stubs are tried apart, so plain HTTP requests never look at them (and vice versa).
+    _ws_ordered: tuple[Stub, ...] = field(default=(), init=False)
+    _all: tuple[Stub, ...] = field(default=(), init=False)
+    buckets: Buckets = field(default_factory=Buckets, init=False)  # rate-limit token buckets
+    connections: Connections = field(default_factory=Connections, init=False)  # open WebSockets
     _next_order: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -52,10 +62,12 @@ class Session:
     @property
     def stubs(self) -> tuple[Stub, ...]:
         """Stubs in the order they are tried: higher priority first, then newest first."""
-        return self._ordered
+        return self._all
 
     def _reorder(self) -> None:
-        self._ordered = tuple(sorted(self._stubs.values(), key=lambda s: (-s.priority, -s.order)))
+        self._all = tuple(sorted(self._stubs.values(), key=lambda s: (-s.priority, -s.order)))
+        self._ordered = tuple(s for s in self._all if s.websocket is None)
+        self._ws_ordered = tuple(s for s in self._all if s.websocket is not None)
 
     def add_stubs(self, stubs: Iterable[Stub]) -> None:
         """Adds stubs all or nothing: a duplicate id rejects the whole batch."""
@@ -98,27 +110,48 @@ class Session:
 
     # --- the data plane --------------------------------------------------------------------------
 
+    def state_of(self, scenario: str) -> str:
+        return self.scenarios.get(scenario, "") if scenario else self.state
+
+    def set_state(self, scenario: str, state: str) -> None:
+        if not scenario:
+            self.state = state
+        elif state:
+            self.scenarios[scenario] = state
+        else:  # the initial state is not stored, so a listing shows only scenarios that moved
+            self.scenarios.pop(scenario, None)
+
     def _state_mismatch(self, stub: Stub) -> list[Mismatch]:
-        if stub.required_state and stub.required_state != self.state:
-            return [Mismatch("state", repr(stub.required_state), repr(self.state))]
+        if stub.required_state and stub.required_state != self.state_of(stub.scenario):
+            field_name = f"scenarios.{stub.scenario}" if stub.scenario else "state"
+            return [Mismatch(field_name, repr(stub.required_state), repr(self.state_of(stub.scenario)))]
         if stub.exhausted:
             return [Mismatch("times", f"at most {stub.times or len(stub.responses)} matches", "exhausted")]
         return []
 
-    def select(self, request: HttpRequest) -> Selection:
+    def select(self, request: HttpRequest, websocket: bool = False) -> Selection:
         """Picks the first available stub that matches and advances it; otherwise explains the nearest misses."""
-        for stub in self._ordered:
-            if stub.required_state and stub.required_state != self.state:
+        candidates = self._ws_ordered if websocket else self._ordered
+        for stub in candidates:
+            if stub.required_state and stub.required_state != self.state_of(stub.scenario):
                 continue
             if stub.exhausted or not stub.matcher.matches(request):
                 continue
+            if websocket and not stub.websocket.accepts(request):
+                continue
+            rate = None
+            if stub.rate_limit is not None:
+                rate = self.buckets.take(stub.rate_limit, request)
+                if not rate.allowed:  # limited: the sequence and the scenario state stay where they are
+                    stub.rate_limited_count += 1
+                    return Selection(stub, stub.rate_limit.response, stub.matcher.captures(request), rate=rate)
             response = stub.take_response()
             if stub.next_state:
-                self.state = stub.next_state
-            return Selection(stub, response, stub.matcher.captures(request))
-        by_name = {s.name: s for s in self._ordered}
+                self.set_state(stub.scenario, stub.next_state)
+            return Selection(stub, response, stub.matcher.captures(request), rate=rate)
+        by_name = {s.name: s for s in candidates}
         ranked = nearest(
-            [(s.name, s.matcher) for s in self._ordered],
+            [(s.name, s.matcher) for s in candidates],
             request,
             MAX_NEAR_MISSES,
             extra=lambda name: self._state_mismatch(by_name[name]),
@@ -140,6 +173,9 @@ class Session:
             self.journal.clear()
         if state:
             self.state = ""
+            self.scenarios.clear()
+            self.buckets.clear()
 
     def close(self) -> None:
         self.journal.close()
+        self.connections.close_all()

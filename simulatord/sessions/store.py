@@ -18,7 +18,7 @@ class SessionStore(Protocol):
 
     def find(self, key: SessionKey) -> Session | None: ...
 
-    def list(self, tenant: str) -> list[Session]: ...
+    def in_tenant(self, tenant: str) -> list[Session]: ...
 
     def remove(self, key: SessionKey) -> Session | None: ...
 
@@ -58,7 +58,7 @@ class MemoryStore:
     def find(self, key: SessionKey) -> Session | None:
         return self._sessions.get(key)
 
-    def list(self, tenant: str) -> list[Session]:
+    def in_tenant(self, tenant: str) -> list[Session]:
         sessions = self._sessions.values()
         if tenant == "-":
             return sorted(sessions, key=lambda s: (s.create_time, s.key.name))

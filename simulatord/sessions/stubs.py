@@ -31,6 +31,11 @@ class Stub:
     source: Any = None
     order: int = 0  # creation order within the session; newer stubs win ties
     match_count: int = field(default=0)
+    # Optional behaviours; None means the stub pays nothing for them on the request path.
+    rate_limit: Any = None  # a responding.ratelimit.RateLimitRule
+    rate_limited_count: int = 0
+    websocket: Any = None  # a sessions.websockets.Conversation: the stub answers WebSocket upgrades only
+    scenario: str = ""  # which named scenario required_state/next_state refer to; empty: the session's state
 
     @property
     def exhausted(self) -> bool:

@@ -102,6 +102,62 @@ MATCH_STATE_UNMATCHED: MatchState.ValueType  # 2
 """No stub matched."""
 Global___MatchState: _TypeAlias = MatchState  # noqa: Y015
 
+class _ExchangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExchangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExchangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXCHANGE_KIND_UNSPECIFIED: _ExchangeKind.ValueType  # 0
+    """Not known (journals written before kinds existed): an HTTP request."""
+    EXCHANGE_KIND_HTTP: _ExchangeKind.ValueType  # 1
+    """An HTTP request and its response."""
+    EXCHANGE_KIND_WEBSOCKET_UPGRADE: _ExchangeKind.ValueType  # 2
+    """A WebSocket upgrade request; `response.status` is 101 when it was accepted. Its
+    sequence number identifies the connection in later frames.
+    """
+    EXCHANGE_KIND_WEBSOCKET_FRAME: _ExchangeKind.ValueType  # 3
+    """One WebSocket message or close, in either direction (see `Exchange.frame`)."""
+
+class ExchangeKind(_ExchangeKind, metaclass=_ExchangeKindEnumTypeWrapper):
+    """What an exchange records."""
+
+EXCHANGE_KIND_UNSPECIFIED: ExchangeKind.ValueType  # 0
+"""Not known (journals written before kinds existed): an HTTP request."""
+EXCHANGE_KIND_HTTP: ExchangeKind.ValueType  # 1
+"""An HTTP request and its response."""
+EXCHANGE_KIND_WEBSOCKET_UPGRADE: ExchangeKind.ValueType  # 2
+"""A WebSocket upgrade request; `response.status` is 101 when it was accepted. Its
+sequence number identifies the connection in later frames.
+"""
+EXCHANGE_KIND_WEBSOCKET_FRAME: ExchangeKind.ValueType  # 3
+"""One WebSocket message or close, in either direction (see `Exchange.frame`)."""
+Global___ExchangeKind: _TypeAlias = ExchangeKind  # noqa: Y015
+
+class _FrameDirection:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FrameDirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FrameDirection.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FRAME_DIRECTION_UNSPECIFIED: _FrameDirection.ValueType  # 0
+    """Not known."""
+    FRAME_DIRECTION_INBOUND: _FrameDirection.ValueType  # 1
+    """From the client to the simulator."""
+    FRAME_DIRECTION_OUTBOUND: _FrameDirection.ValueType  # 2
+    """From the simulator to the client."""
+
+class FrameDirection(_FrameDirection, metaclass=_FrameDirectionEnumTypeWrapper):
+    """Who sent a WebSocket frame."""
+
+FRAME_DIRECTION_UNSPECIFIED: FrameDirection.ValueType  # 0
+"""Not known."""
+FRAME_DIRECTION_INBOUND: FrameDirection.ValueType  # 1
+"""From the client to the simulator."""
+FRAME_DIRECTION_OUTBOUND: FrameDirection.ValueType  # 2
+"""From the simulator to the client."""
+Global___FrameDirection: _TypeAlias = FrameDirection  # noqa: Y015
+
 @_typing.final
 class Exchange(_message.Message):
     """One recorded request and what the session did with it."""
@@ -114,12 +170,16 @@ class Exchange(_message.Message):
     STUB_FIELD_NUMBER: _builtins.int
     NEAR_MISSES_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FRAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}/exchanges/{sequence}`."""
     sequence: _builtins.int
     """Position in the session's journal, starting at 1, without gaps."""
     stub: _builtins.str
     """Name of the stub that answered; empty when nothing matched."""
+    kind: Global___ExchangeKind.ValueType
+    """What this exchange records: an HTTP request, a WebSocket upgrade or a WebSocket frame."""
     @_builtins.property
     def request(self) -> Global___RecordedRequest:
         """The request as received."""
@@ -132,6 +192,12 @@ class Exchange(_message.Message):
     def response(self) -> Global___RecordedResponse:
         """What was sent back."""
 
+    @_builtins.property
+    def frame(self) -> Global___WebSocketFrame:
+        """For EXCHANGE_KIND_WEBSOCKET_FRAME: the frame. `request` then holds the upgrade
+        request's method, path and query (without headers or body).
+        """
+
     def __init__(
         self,
         *,
@@ -141,10 +207,12 @@ class Exchange(_message.Message):
         stub: _builtins.str = ...,
         near_misses: _abc.Iterable[Global___NearMiss] | None = ...,
         response: Global___RecordedResponse | None = ...,
+        kind: Global___ExchangeKind.ValueType = ...,
+        frame: Global___WebSocketFrame | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request", "response", b"response"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "request", b"request", "response", b"response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "near_misses", b"near_misses", "request", b"request", "response", b"response", "sequence", b"sequence", "stub", b"stub"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "kind", b"kind", "name", b"name", "near_misses", b"near_misses", "request", b"request", "response", b"response", "sequence", b"sequence", "stub", b"stub"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -423,3 +491,79 @@ class StubReport(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StubReport: _TypeAlias = StubReport  # noqa: Y015
+
+@_typing.final
+class WebSocketFrame(_message.Message):
+    """One WebSocket message or close on a connection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    BINARY_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    connection: _builtins.int
+    """Sequence number of the connection's upgrade exchange."""
+    direction: Global___FrameDirection.ValueType
+    """Who sent it."""
+    text: _builtins.str
+    """A text message."""
+    binary: _builtins.bytes
+    """A binary message (possibly truncated to the journal's body limit)."""
+    size: _builtins.int
+    """Size of the message in bytes."""
+    origin: _builtins.str
+    """What sent an outbound frame: `on_connect`, `rules[i]` or `control` (SendWebSocketMessage)."""
+    @_builtins.property
+    def close(self) -> Global___WebSocketCloseFrame:
+        """A close frame (or, inbound, the connection ending)."""
+
+    def __init__(
+        self,
+        *,
+        connection: _builtins.int = ...,
+        direction: Global___FrameDirection.ValueType = ...,
+        text: _builtins.str = ...,
+        binary: _builtins.bytes = ...,
+        close: Global___WebSocketCloseFrame | None = ...,
+        size: _builtins.int = ...,
+        origin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "close", b"close", "payload", b"payload", "text", b"text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "close", b"close", "connection", b"connection", "direction", b"direction", "origin", b"origin", "payload", b"payload", "size", b"size", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["text", "binary", "close"]  # noqa: Y015
+    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
+
+Global___WebSocketFrame: _TypeAlias = WebSocketFrame  # noqa: Y015
+
+@_typing.final
+class WebSocketCloseFrame(_message.Message):
+    """A WebSocket close."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """Close code (1006 when the connection ended without a close handshake being reported)."""
+    reason: _builtins.str
+    """Close reason."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebSocketCloseFrame: _TypeAlias = WebSocketCloseFrame  # noqa: Y015

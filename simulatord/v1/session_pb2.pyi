@@ -48,6 +48,26 @@ class Session(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ScenariosEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
@@ -61,6 +81,7 @@ class Session(_message.Message):
     UNMATCHED_STATUS_FIELD_NUMBER: _builtins.int
     STUB_COUNT_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    SCENARIOS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}`. Output only."""
     base_url: _builtins.str
@@ -78,10 +99,12 @@ class Session(_message.Message):
     stub_count: _builtins.int
     """Output only: number of stubs."""
     state: _builtins.str
-    """Current scenario state (empty: the initial state). Settable with UpdateSessionState."""
+    """Current scenario state (empty: the initial state). Settable with SetSessionState."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Labels for finding sessions again (ListSessionsRequest.label_selector)."""
+        """Labels for finding sessions again (ListSessionsRequest.label_selector). Keys are 1-63
+        characters and values up to 63 characters of `A-Za-z0-9_./-`.
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -94,7 +117,7 @@ class Session(_message.Message):
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
         """Input and output: idle time to live; each RefreshSession pushes
-        `expire_time` to now + ttl. Unset on create: the daemon's default (1 hour).
+        `expire_time` to now + ttl. Unset or zero on create: the daemon's default (1 hour).
         """
 
     @_builtins.property
@@ -104,6 +127,12 @@ class Session(_message.Message):
     @_builtins.property
     def journal_stats(self) -> Global___JournalStats:
         """Output only: journal counters."""
+
+    @_builtins.property
+    def scenarios(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Output only: the states of named scenarios (Stub.scenario) that left their
+        initial (empty) state. Settable with SetSessionState.scenario.
+        """
 
     def __init__(
         self,
@@ -121,10 +150,11 @@ class Session(_message.Message):
         unmatched_status: _builtins.int = ...,
         stub_count: _builtins.int = ...,
         state: _builtins.str = ...,
+        scenarios: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "expire_time", b"expire_time", "host", b"host", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "labels", b"labels", "name", b"name", "routing_header", b"routing_header", "state", b"state", "stub_count", b"stub_count", "ttl", b"ttl", "unmatched_status", b"unmatched_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "expire_time", b"expire_time", "host", b"host", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "labels", b"labels", "name", b"name", "routing_header", b"routing_header", "scenarios", b"scenarios", "state", b"state", "stub_count", b"stub_count", "ttl", b"ttl", "unmatched_status", b"unmatched_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

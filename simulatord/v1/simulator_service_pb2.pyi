@@ -398,19 +398,23 @@ class SetSessionStateRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    SCENARIO_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`tenants/{tenant}/sessions/{session}`."""
     state: _builtins.str
     """The new scenario state; empty is the initial state."""
+    scenario: _builtins.str
+    """A named scenario (Stub.scenario) whose state to set; empty: the session's own state."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         state: _builtins.str = ...,
+        scenario: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "scenario", b"scenario", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1112,3 +1116,69 @@ class WatchExchangesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___WatchExchangesResponse: _TypeAlias = WatchExchangesResponse  # noqa: Y015
+
+@_typing.final
+class SendWebSocketMessageRequest(_message.Message):
+    """Request for SendWebSocketMessage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    STUB_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """The session: `tenants/{tenant}/sessions/{session}`."""
+    stub: _builtins.str
+    """Only connections accepted by this stub (resource name or stub id); empty: any stub."""
+    connection: _builtins.int
+    """Only this connection (the sequence number of its upgrade exchange); 0: every addressed one."""
+    @_builtins.property
+    def message(self) -> _stub_pb2.WebSocketMessage:
+        """The message to send (its `delay` applies; `template` renders with the upgrade request)."""
+
+    @_builtins.property
+    def close(self) -> _stub_pb2.WebSocketClose:
+        """Close the connections (after the message, when both are set)."""
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        stub: _builtins.str = ...,
+        connection: _builtins.int = ...,
+        message: _stub_pb2.WebSocketMessage | None = ...,
+        close: _stub_pb2.WebSocketClose | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close", b"close", "message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close", b"close", "connection", b"connection", "message", b"message", "parent", b"parent", "stub", b"stub"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendWebSocketMessageRequest: _TypeAlias = SendWebSocketMessageRequest  # noqa: Y015
+
+@_typing.final
+class SendWebSocketMessageResponse(_message.Message):
+    """Response for SendWebSocketMessage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def connections(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Sequence numbers of the connections the message and/or close was queued to."""
+
+    def __init__(
+        self,
+        *,
+        connections: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connections", b"connections"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendWebSocketMessageResponse: _TypeAlias = SendWebSocketMessageResponse  # noqa: Y015

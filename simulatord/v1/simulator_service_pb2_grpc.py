@@ -131,6 +131,11 @@ class SimulatorServiceStub:
                 request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.WatchExchangesRequest.SerializeToString,
                 response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.WatchExchangesResponse.FromString,
                 _registered_method=True)
+        self.SendWebSocketMessage = channel.unary_unary(
+                '/simulatord.v1.SimulatorService/SendWebSocketMessage',
+                request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageRequest.SerializeToString,
+                response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageResponse.FromString,
+                _registered_method=True)
 
 
 class SimulatorServiceServicer:
@@ -191,8 +196,8 @@ class SimulatorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetSessionState(self, request, context):
-        """Sets the session's scenario state, which stubs may require (Stub.required_state).
-        Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+        """Sets the session's scenario state, or a named scenario's, which stubs may require (Stub.required_state).
+        Errors: INVALID_ARGUMENT (malformed name or scenario), NOT_FOUND (SESSION_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -302,6 +307,17 @@ class SimulatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendWebSocketMessage(self, request, context):
+        """Pushes a message to, and/or closes, open WebSocket connections of a session: all
+        of them, those of one stub, or one connection. The frames are recorded as exchanges.
+        Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
+        close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
+        (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -399,6 +415,11 @@ def add_SimulatorServiceServicer_to_server(servicer, server):
                     servicer.WatchExchanges,
                     request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.WatchExchangesRequest.FromString,
                     response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.WatchExchangesResponse.SerializeToString,
+            ),
+            'SendWebSocketMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendWebSocketMessage,
+                    request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageRequest.FromString,
+                    response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -916,6 +937,33 @@ class SimulatorService:
             '/simulatord.v1.SimulatorService/WatchExchanges',
             simulatord_dot_v1_dot_simulator__service__pb2.WatchExchangesRequest.SerializeToString,
             simulatord_dot_v1_dot_simulator__service__pb2.WatchExchangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendWebSocketMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simulatord.v1.SimulatorService/SendWebSocketMessage',
+            simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageRequest.SerializeToString,
+            simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

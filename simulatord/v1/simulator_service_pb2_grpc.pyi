@@ -71,8 +71,8 @@ class SimulatorServiceStub:
     Errors: INVALID_ARGUMENT (malformed name or ttl), NOT_FOUND (SESSION_NOT_FOUND).
     """
     SetSessionState: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.SetSessionStateRequest, _simulator_service_pb2.SetSessionStateResponse]
-    """Sets the session's scenario state, which stubs may require (Stub.required_state).
-    Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+    """Sets the session's scenario state, or a named scenario's, which stubs may require (Stub.required_state).
+    Errors: INVALID_ARGUMENT (malformed name or scenario), NOT_FOUND (SESSION_NOT_FOUND).
     """
     VerifySession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.VerifySessionRequest, _simulator_service_pb2.VerifySessionResponse]
     """Checks a session's expectations in one call: stubs never used, stubs whose
@@ -130,6 +130,13 @@ class SimulatorServiceStub:
     The stream ends with OK when the session is deleted or the daemon stops.
     Errors: INVALID_ARGUMENT (bad parent, filter or start_sequence), NOT_FOUND (SESSION_NOT_FOUND).
     """
+    SendWebSocketMessage: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.SendWebSocketMessageRequest, _simulator_service_pb2.SendWebSocketMessageResponse]
+    """Pushes a message to, and/or closes, open WebSocket connections of a session: all
+    of them, those of one stub, or one connection. The frames are recorded as exchanges.
+    Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
+    close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
+    (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
+    """
 
 @_typing.type_check_only
 class SimulatorServiceAsyncStub(SimulatorServiceStub):
@@ -167,8 +174,8 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     Errors: INVALID_ARGUMENT (malformed name or ttl), NOT_FOUND (SESSION_NOT_FOUND).
     """
     SetSessionState: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.SetSessionStateRequest, _simulator_service_pb2.SetSessionStateResponse]  # type: ignore[assignment]
-    """Sets the session's scenario state, which stubs may require (Stub.required_state).
-    Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+    """Sets the session's scenario state, or a named scenario's, which stubs may require (Stub.required_state).
+    Errors: INVALID_ARGUMENT (malformed name or scenario), NOT_FOUND (SESSION_NOT_FOUND).
     """
     VerifySession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.VerifySessionRequest, _simulator_service_pb2.VerifySessionResponse]  # type: ignore[assignment]
     """Checks a session's expectations in one call: stubs never used, stubs whose
@@ -225,6 +232,13 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     client can replay what already happened and resume after a disconnect.
     The stream ends with OK when the session is deleted or the daemon stops.
     Errors: INVALID_ARGUMENT (bad parent, filter or start_sequence), NOT_FOUND (SESSION_NOT_FOUND).
+    """
+    SendWebSocketMessage: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.SendWebSocketMessageRequest, _simulator_service_pb2.SendWebSocketMessageResponse]  # type: ignore[assignment]
+    """Pushes a message to, and/or closes, open WebSocket connections of a session: all
+    of them, those of one stub, or one connection. The frames are recorded as exchanges.
+    Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
+    close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
+    (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
     """
 
 class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -302,8 +316,8 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _simulator_service_pb2.SetSessionStateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_simulator_service_pb2.SetSessionStateResponse, _abc.Awaitable[_simulator_service_pb2.SetSessionStateResponse]]:
-        """Sets the session's scenario state, which stubs may require (Stub.required_state).
-        Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+        """Sets the session's scenario state, or a named scenario's, which stubs may require (Stub.required_state).
+        Errors: INVALID_ARGUMENT (malformed name or scenario), NOT_FOUND (SESSION_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod
@@ -432,6 +446,19 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         client can replay what already happened and resume after a disconnect.
         The stream ends with OK when the session is deleted or the daemon stops.
         Errors: INVALID_ARGUMENT (bad parent, filter or start_sequence), NOT_FOUND (SESSION_NOT_FOUND).
+        """
+
+    @_abc_1.abstractmethod
+    def SendWebSocketMessage(
+        self,
+        request: _simulator_service_pb2.SendWebSocketMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_service_pb2.SendWebSocketMessageResponse, _abc.Awaitable[_simulator_service_pb2.SendWebSocketMessageResponse]]:
+        """Pushes a message to, and/or closes, open WebSocket connections of a session: all
+        of them, those of one stub, or one connection. The frames are recorded as exchanges.
+        Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
+        close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
+        (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
         """
 
 def add_SimulatorServiceServicer_to_server(servicer: SimulatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18simulatord/v1/stub.proto\x12\rsimulatord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x02\n\x04Stub\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12.\n\x07request\x18\x03 \x01(\x0b\x32\x1d.simulatord.v1.RequestMatcher\x12*\n\tresponses\x18\x04 \x03(\x0b\x32\x17.simulatord.v1.Response\x12.\n\nafter_last\x18\x05 \x01(\x0e\x32\x1a.simulatord.v1.SequenceEnd\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\r\n\x05times\x18\x07 \x01(\x05\x12\x33\n\x06\x65xpect\x18\x08 \x01(\x0b\x32#.simulatord.v1.CallCountExpectation\x12\x13\n\x0bmatch_count\x18\t \x01(\x03\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0erequired_state\x18\x0b \x01(\t\x12\x12\n\nnext_state\x18\x0c \x01(\t\"\\\n\x14\x43\x61llCountExpectation\x12\x15\n\x08\x61t_least\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x07\x61t_most\x18\x02 \x01(\x03H\x01\x88\x01\x01\x42\x0b\n\t_at_leastB\n\n\x08_at_most\"\xdc\x02\n\x0eRequestMatcher\x12\x0e\n\x06method\x18\x01 \x01(\t\x12(\n\x04path\x18\x02 \x01(\x0b\x32\x1a.simulatord.v1.PathMatcher\x12*\n\x05query\x18\x03 \x03(\x0b\x32\x1b.simulatord.v1.FieldMatcher\x12,\n\x07headers\x18\x04 \x03(\x0b\x32\x1b.simulatord.v1.FieldMatcher\x12(\n\x04\x62ody\x18\x05 \x03(\x0b\x32\x1a.simulatord.v1.BodyMatcher\x12-\n\x06\x61ll_of\x18\x06 \x03(\x0b\x32\x1d.simulatord.v1.RequestMatcher\x12-\n\x06\x61ny_of\x18\x07 \x03(\x0b\x32\x1d.simulatord.v1.RequestMatcher\x12.\n\x07none_of\x18\x08 \x03(\x0b\x32\x1d.simulatord.v1.RequestMatcher\"m\n\x0bPathMatcher\x12\x0f\n\x05\x65xact\x18\x01 \x01(\tH\x00\x12\x12\n\x08template\x18\x02 \x01(\tH\x00\x12\x10\n\x06prefix\x18\x03 \x01(\tH\x00\x12\x0e\n\x04glob\x18\x04 \x01(\tH\x00\x12\x0f\n\x05regex\x18\x05 \x01(\tH\x00\x42\x06\n\x04kind\"u\n\rStringMatcher\x12\x10\n\x06\x65quals\x18\x01 \x01(\tH\x00\x12\x12\n\x08\x63ontains\x18\x02 \x01(\tH\x00\x12\x0f\n\x05regex\x18\x03 \x01(\tH\x00\x12\x10\n\x06prefix\x18\x04 \x01(\tH\x00\x12\x13\n\x0bignore_case\x18\x05 \x01(\x08\x42\x06\n\x04kind\"Y\n\x0c\x46ieldMatcher\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.simulatord.v1.StringMatcher\x12\x0e\n\x06\x61\x62sent\x18\x03 \x01(\x08\"\xdf\x01\n\x0b\x42odyMatcher\x12\x10\n\x06\x65quals\x18\x01 \x01(\x0cH\x00\x12\x12\n\x08\x63ontains\x18\x02 \x01(\tH\x00\x12\x0f\n\x05regex\x18\x03 \x01(\tH\x00\x12-\n\x0bjson_equals\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12-\n\x0bjson_subset\x18\x05 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x33\n\tjson_path\x18\x06 \x01(\x0b\x32\x1e.simulatord.v1.JsonPathMatcherH\x00\x42\x06\n\x04kind\"z\n\x0fJsonPathMatcher\x12\x12\n\nexpression\x18\x01 \x01(\t\x12&\n\x06\x65quals\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12+\n\x05value\x18\x03 \x01(\x0b\x32\x1c.simulatord.v1.StringMatcher\"%\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xcc\x01\n\x08Response\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12&\n\x07headers\x18\x02 \x03(\x0b\x32\x15.simulatord.v1.Header\x12\x14\n\nbody_bytes\x18\x03 \x01(\x0cH\x00\x12\x13\n\tbody_text\x18\x04 \x01(\tH\x00\x12+\n\tbody_json\x18\x05 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12(\n\x05\x64\x65lay\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\n\x04\x62ody*\x81\x01\n\x0bSequenceEnd\x12\x1c\n\x18SEQUENCE_END_UNSPECIFIED\x10\x00\x12\x1c\n\x18SEQUENCE_END_REPEAT_LAST\x10\x01\x12\x16\n\x12SEQUENCE_END_CYCLE\x10\x02\x12\x1e\n\x1aSEQUENCE_END_STOP_MATCHING\x10\x03\x42Y\n\x11\x64\x65v.simulatord.v1P\x01ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18simulatord/v1/stub.proto\x12\rsimulatord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x04\n\x04Stub\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12.\n\x07request\x18\x03 \x01(\x0b\x32\x1d.simulatord.v1.RequestMatcher\x12*\n\tresponses\x18\x04 \x03(\x0b\x32\x17.simulatord.v1.Response\x12.\n\nafter_last\x18\x05 \x01(\x0e\x32\x1a.simulatord.v1.SequenceEnd\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\r\n\x05times\x18\x07 \x01(\x05\x12\x33\n\x06\x65xpect\x18\x08 \x01(\x0b\x32#.simulatord.v1.CallCountExpectation\x12\x13\n\x0bmatch_count\x18\t \x01(\x03\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0erequired_state\x18\x0b \x01(\t\x12\x12\n\nnext_state\x18\x0c \x01(\t\x12,\n\nrate_limit\x18\r \x01(\x0b\x32\x18.simulatord.v1.RateLimit\x12\x1a\n\x12rate_limited_count\x18\x0e \x01(\x03\x12\x34\n\twebsocket\x18\x0f \x01(\x0b\x32!.simulatord.v1.WebSocketBehaviour\x12\x10\n\x08scenario\x18\x10 \x01(\t\"\\\n\x14\x43\x61llCountExpectation\x12\x15\n\x08\x61t_least\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x07\x61t_most\x18\x02 \x01(\x03H\x01\x88\x01\x01\x42\x0b\n\t_at_leastB\n\n\x08_at_most\"\xdc\x02\n\x0eRequestMatcher\x12\x0e\n\x06method\x18\x01 \x01(\t\x12(\n\x04path\x18\x02 \x01(\x0b\x32\x1a.simulatord.v1.PathMatcher\x12*\n\x05query\x18\x03 \x03(\x0b\x32\x1b.simulatord.v1.FieldMatcher\x12,\n\x07headers\x18\x04 \x03(\x0b\x32\x1b.simulatord.v1.FieldMatcher\x12(\n\x04\x62ody\x18\x05 \x03(\x0b\x32\x1a.simulatord.v1.BodyMatcher\x12-\n\x06\x61ll_of\x18\x06 \x03(\x0b\x32\x1d.simulatord.v1.RequestMatcher\x12-\n\x06\x61ny_of\x18\x07 \x03(\x0b\x32\x1d.simulatord.v1.RequestMatcher\x12.\n\x07none_of\x18\x08 \x03(\x0b\x32\x1d.simulatord.v1.RequestMatcher\"m\n\x0bPathMatcher\x12\x0f\n\x05\x65xact\x18\x01 \x01(\tH\x00\x12\x12\n\x08template\x18\x02 \x01(\tH\x00\x12\x10\n\x06prefix\x18\x03 \x01(\tH\x00\x12\x0e\n\x04glob\x18\x04 \x01(\tH\x00\x12\x0f\n\x05regex\x18\x05 \x01(\tH\x00\x42\x06\n\x04kind\"u\n\rStringMatcher\x12\x10\n\x06\x65quals\x18\x01 \x01(\tH\x00\x12\x12\n\x08\x63ontains\x18\x02 \x01(\tH\x00\x12\x0f\n\x05regex\x18\x03 \x01(\tH\x00\x12\x10\n\x06prefix\x18\x04 \x01(\tH\x00\x12\x13\n\x0bignore_case\x18\x05 \x01(\x08\x42\x06\n\x04kind\"Y\n\x0c\x46ieldMatcher\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.simulatord.v1.StringMatcher\x12\x0e\n\x06\x61\x62sent\x18\x03 \x01(\x08\"\xdf\x01\n\x0b\x42odyMatcher\x12\x10\n\x06\x65quals\x18\x01 \x01(\x0cH\x00\x12\x12\n\x08\x63ontains\x18\x02 \x01(\tH\x00\x12\x0f\n\x05regex\x18\x03 \x01(\tH\x00\x12-\n\x0bjson_equals\x18\x04 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12-\n\x0bjson_subset\x18\x05 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\x33\n\tjson_path\x18\x06 \x01(\x0b\x32\x1e.simulatord.v1.JsonPathMatcherH\x00\x42\x06\n\x04kind\"z\n\x0fJsonPathMatcher\x12\x12\n\nexpression\x18\x01 \x01(\t\x12&\n\x06\x65quals\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12+\n\x05value\x18\x03 \x01(\x0b\x32\x1c.simulatord.v1.StringMatcher\"%\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x87\x04\n\x08Response\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12&\n\x07headers\x18\x02 \x03(\x0b\x32\x15.simulatord.v1.Header\x12\x14\n\nbody_bytes\x18\x03 \x01(\x0cH\x00\x12\x13\n\tbody_text\x18\x04 \x01(\tH\x00\x12+\n\tbody_json\x18\x05 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12(\n\x05\x64\x65lay\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x0cheader_delay\x18\x14 \x01(\x0b\x32\x14.simulatord.v1.Delay\x12(\n\nbody_delay\x18\x15 \x01(\x0b\x32\x14.simulatord.v1.Delay\x12\'\n\x07\x64ribble\x18\x16 \x01(\x0b\x32\x16.simulatord.v1.Dribble\x12#\n\x05\x66\x61ult\x18\x17 \x01(\x0b\x32\x14.simulatord.v1.Fault\x12\'\n\x03sse\x18\x18 \x01(\x0b\x32\x18.simulatord.v1.SseStreamH\x01\x12/\n\x07\x63hunked\x18\x19 \x01(\x0b\x32\x1c.simulatord.v1.ChunkedStreamH\x01\x12\x31\n\x08template\x18\x1e \x01(\x0b\x32\x1f.simulatord.v1.ResponseTemplateB\x06\n\x04\x62odyB\x08\n\x06stream\">\n\x10ResponseTemplate\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x11\n\x04seed\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x07\n\x05_seed\"\x94\x01\n\tRateLimit\x12\r\n\x05limit\x18\x01 \x01(\x05\x12)\n\x06period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nkey_header\x18\x03 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x04 \x01(\t\x12)\n\x08response\x18\x05 \x01(\x0b\x32\x17.simulatord.v1.Response\"\xc7\x01\n\x12WebSocketBehaviour\x12\x13\n\x0bsubprotocol\x18\x01 \x01(\t\x12\x33\n\non_connect\x18\x02 \x03(\x0b\x32\x1f.simulatord.v1.WebSocketMessage\x12+\n\x05rules\x18\x03 \x03(\x0b\x32\x1c.simulatord.v1.WebSocketRule\x12:\n\x13\x63lose_after_connect\x18\x04 \x01(\x0b\x32\x1d.simulatord.v1.WebSocketClose\"\xa3\x01\n\x10WebSocketMessage\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x10\n\x06\x62inary\x18\x02 \x01(\x0cH\x00\x12&\n\x04json\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12(\n\x05\x64\x65lay\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08template\x18\x05 \x01(\x08\x42\t\n\x07payload\"\x9c\x01\n\rWebSocketRule\x12+\n\x07message\x18\x01 \x03(\x0b\x32\x1a.simulatord.v1.BodyMatcher\x12\x30\n\x07replies\x18\x02 \x03(\x0b\x32\x1f.simulatord.v1.WebSocketMessage\x12,\n\x05\x63lose\x18\x03 \x01(\x0b\x32\x1d.simulatord.v1.WebSocketClose\"X\n\x0eWebSocketClose\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12(\n\x05\x64\x65lay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xe3\x01\n\x05\x44\x65lay\x12*\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12.\n\x07uniform\x18\x02 \x01(\x0b\x32\x1b.simulatord.v1.UniformDelayH\x00\x12\x32\n\tlognormal\x18\x03 \x01(\x0b\x32\x1d.simulatord.v1.LognormalDelayH\x00\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x01\x88\x01\x01\x12&\n\x03\x63\x61p\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\n\x04kindB\x07\n\x05_seed\"^\n\x0cUniformDelay\x12&\n\x03min\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03max\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"J\n\x0eLognormalDelay\x12)\n\x06median\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05sigma\x18\x02 \x01(\x01\"K\n\x07\x44ribble\x12\x13\n\x0b\x63hunk_bytes\x18\x01 \x01(\x05\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa1\x01\n\x05\x46\x61ult\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.simulatord.v1.FaultKind\x12\x1d\n\x10\x61\x66ter_body_bytes\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07garbage\x18\x03 \x01(\x0c\x12+\n\x08hang_for\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x13\n\x11_after_body_bytes\"\x82\x02\n\tSseStream\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.simulatord.v1.SseEvent\x12)\n\x0b\x65vent_delay\x18\x02 \x01(\x0b\x32\x14.simulatord.v1.Delay\x12-\n\nkeep_alive\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\nafter_last\x18\x04 \x01(\x0e\x32\x1e.simulatord.v1.StreamAfterLast\x12\x13\n\x0b\x61\x62ort_after\x18\x05 \x01(\x05\x12)\n\x05\x61\x62ort\x18\x06 \x01(\x0e\x32\x1a.simulatord.v1.StreamAbort\"\x98\x01\n\x08SseEvent\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12(\n\x05retry\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12(\n\x05\x64\x65lay\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd4\x01\n\rChunkedStream\x12$\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x14.simulatord.v1.Chunk\x12)\n\x0b\x63hunk_delay\x18\x02 \x01(\x0b\x32\x14.simulatord.v1.Delay\x12\x32\n\nafter_last\x18\x03 \x01(\x0e\x32\x1e.simulatord.v1.StreamAfterLast\x12\x13\n\x0b\x61\x62ort_after\x18\x04 \x01(\x05\x12)\n\x05\x61\x62ort\x18\x05 \x01(\x0e\x32\x1a.simulatord.v1.StreamAbort\"?\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12(\n\x05\x64\x65lay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration*\x81\x01\n\x0bSequenceEnd\x12\x1c\n\x18SEQUENCE_END_UNSPECIFIED\x10\x00\x12\x1c\n\x18SEQUENCE_END_REPEAT_LAST\x10\x01\x12\x16\n\x12SEQUENCE_END_CYCLE\x10\x02\x12\x1e\n\x1aSEQUENCE_END_STOP_MATCHING\x10\x03*\xbf\x01\n\tFaultKind\x12\x1a\n\x16\x46\x41ULT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x46\x41ULT_KIND_RESET\x10\x01\x12\x14\n\x10\x46\x41ULT_KIND_CLOSE\x10\x02\x12\x16\n\x12\x46\x41ULT_KIND_GARBAGE\x10\x03\x12\x1d\n\x19\x46\x41ULT_KIND_TRUNCATED_BODY\x10\x04\x12\x1e\n\x1a\x46\x41ULT_KIND_MALFORMED_CHUNK\x10\x05\x12\x13\n\x0f\x46\x41ULT_KIND_HANG\x10\x06*\x8e\x01\n\x0fStreamAfterLast\x12!\n\x1dSTREAM_AFTER_LAST_UNSPECIFIED\x10\x00\x12\x19\n\x15STREAM_AFTER_LAST_END\x10\x01\x12\x1f\n\x1bSTREAM_AFTER_LAST_HOLD_OPEN\x10\x02\x12\x1c\n\x18STREAM_AFTER_LAST_REPEAT\x10\x03*q\n\x0bStreamAbort\x12\x1c\n\x18STREAM_ABORT_UNSPECIFIED\x10\x00\x12\x16\n\x12STREAM_ABORT_RESET\x10\x01\x12\x16\n\x12STREAM_ABORT_CLOSE\x10\x02\x12\x14\n\x10STREAM_ABORT_END\x10\x03\x42Y\n\x11\x64\x65v.simulatord.v1P\x01ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +35,62 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'simulatord.v1.stub_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\021dev.simulatord.v1P\001ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1'
-  _globals['_SEQUENCEEND']._serialized_start=1885
-  _globals['_SEQUENCEEND']._serialized_end=2014
+  _globals['_SEQUENCEEND']._serialized_start=4517
+  _globals['_SEQUENCEEND']._serialized_end=4646
+  _globals['_FAULTKIND']._serialized_start=4649
+  _globals['_FAULTKIND']._serialized_end=4840
+  _globals['_STREAMAFTERLAST']._serialized_start=4843
+  _globals['_STREAMAFTERLAST']._serialized_end=4985
+  _globals['_STREAMABORT']._serialized_start=4987
+  _globals['_STREAMABORT']._serialized_end=5100
   _globals['_STUB']._serialized_start=139
-  _globals['_STUB']._serialized_end=520
-  _globals['_CALLCOUNTEXPECTATION']._serialized_start=522
-  _globals['_CALLCOUNTEXPECTATION']._serialized_end=614
-  _globals['_REQUESTMATCHER']._serialized_start=617
-  _globals['_REQUESTMATCHER']._serialized_end=965
-  _globals['_PATHMATCHER']._serialized_start=967
-  _globals['_PATHMATCHER']._serialized_end=1076
-  _globals['_STRINGMATCHER']._serialized_start=1078
-  _globals['_STRINGMATCHER']._serialized_end=1195
-  _globals['_FIELDMATCHER']._serialized_start=1197
-  _globals['_FIELDMATCHER']._serialized_end=1286
-  _globals['_BODYMATCHER']._serialized_start=1289
-  _globals['_BODYMATCHER']._serialized_end=1512
-  _globals['_JSONPATHMATCHER']._serialized_start=1514
-  _globals['_JSONPATHMATCHER']._serialized_end=1636
-  _globals['_HEADER']._serialized_start=1638
-  _globals['_HEADER']._serialized_end=1675
-  _globals['_RESPONSE']._serialized_start=1678
-  _globals['_RESPONSE']._serialized_end=1882
+  _globals['_STUB']._serialized_end=666
+  _globals['_CALLCOUNTEXPECTATION']._serialized_start=668
+  _globals['_CALLCOUNTEXPECTATION']._serialized_end=760
+  _globals['_REQUESTMATCHER']._serialized_start=763
+  _globals['_REQUESTMATCHER']._serialized_end=1111
+  _globals['_PATHMATCHER']._serialized_start=1113
+  _globals['_PATHMATCHER']._serialized_end=1222
+  _globals['_STRINGMATCHER']._serialized_start=1224
+  _globals['_STRINGMATCHER']._serialized_end=1341
+  _globals['_FIELDMATCHER']._serialized_start=1343
+  _globals['_FIELDMATCHER']._serialized_end=1432
+  _globals['_BODYMATCHER']._serialized_start=1435
+  _globals['_BODYMATCHER']._serialized_end=1658
+  _globals['_JSONPATHMATCHER']._serialized_start=1660
+  _globals['_JSONPATHMATCHER']._serialized_end=1782
+  _globals['_HEADER']._serialized_start=1784
+  _globals['_HEADER']._serialized_end=1821
+  _globals['_RESPONSE']._serialized_start=1824
+  _globals['_RESPONSE']._serialized_end=2343
+  _globals['_RESPONSETEMPLATE']._serialized_start=2345
+  _globals['_RESPONSETEMPLATE']._serialized_end=2407
+  _globals['_RATELIMIT']._serialized_start=2410
+  _globals['_RATELIMIT']._serialized_end=2558
+  _globals['_WEBSOCKETBEHAVIOUR']._serialized_start=2561
+  _globals['_WEBSOCKETBEHAVIOUR']._serialized_end=2760
+  _globals['_WEBSOCKETMESSAGE']._serialized_start=2763
+  _globals['_WEBSOCKETMESSAGE']._serialized_end=2926
+  _globals['_WEBSOCKETRULE']._serialized_start=2929
+  _globals['_WEBSOCKETRULE']._serialized_end=3085
+  _globals['_WEBSOCKETCLOSE']._serialized_start=3087
+  _globals['_WEBSOCKETCLOSE']._serialized_end=3175
+  _globals['_DELAY']._serialized_start=3178
+  _globals['_DELAY']._serialized_end=3405
+  _globals['_UNIFORMDELAY']._serialized_start=3407
+  _globals['_UNIFORMDELAY']._serialized_end=3501
+  _globals['_LOGNORMALDELAY']._serialized_start=3503
+  _globals['_LOGNORMALDELAY']._serialized_end=3577
+  _globals['_DRIBBLE']._serialized_start=3579
+  _globals['_DRIBBLE']._serialized_end=3654
+  _globals['_FAULT']._serialized_start=3657
+  _globals['_FAULT']._serialized_end=3818
+  _globals['_SSESTREAM']._serialized_start=3821
+  _globals['_SSESTREAM']._serialized_end=4079
+  _globals['_SSEEVENT']._serialized_start=4082
+  _globals['_SSEEVENT']._serialized_end=4234
+  _globals['_CHUNKEDSTREAM']._serialized_start=4237
+  _globals['_CHUNKEDSTREAM']._serialized_end=4449
+  _globals['_CHUNK']._serialized_start=4451
+  _globals['_CHUNK']._serialized_end=4514
 # @@protoc_insertion_point(module_scope)

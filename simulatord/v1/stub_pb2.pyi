@@ -50,6 +50,122 @@ SEQUENCE_END_STOP_MATCHING: SequenceEnd.ValueType  # 3
 """Stop matching, so later requests fall through to other stubs."""
 Global___SequenceEnd: _TypeAlias = SequenceEnd  # noqa: Y015
 
+class _FaultKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FaultKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaultKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAULT_KIND_UNSPECIFIED: _FaultKind.ValueType  # 0
+    """Invalid: a fault needs a kind."""
+    FAULT_KIND_RESET: _FaultKind.ValueType  # 1
+    """Abort the TCP connection with a reset (RST), before any response byte or
+    after `after_body_bytes` of the body. Clients see "connection reset by peer".
+    """
+    FAULT_KIND_CLOSE: _FaultKind.ValueType  # 2
+    """Close the connection in order (FIN) without sending any response."""
+    FAULT_KIND_GARBAGE: _FaultKind.ValueType  # 3
+    """Send bytes that are not HTTP (see `garbage`), then close the connection."""
+    FAULT_KIND_TRUNCATED_BODY: _FaultKind.ValueType  # 4
+    """Send the headers with the full Content-Length, then fewer body bytes, then close."""
+    FAULT_KIND_MALFORMED_CHUNK: _FaultKind.ValueType  # 5
+    """Send a chunked body whose next chunk-size line is not hexadecimal, then
+    close. Over HTTP/2, which has no chunked coding, invalid frame bytes instead.
+    """
+    FAULT_KIND_HANG: _FaultKind.ValueType  # 6
+    """Send nothing until the client gives up (or `hang_for` passes)."""
+
+class FaultKind(_FaultKind, metaclass=_FaultKindEnumTypeWrapper):
+    """Kinds of connection fault. Over HTTP/2 every kind acts on the whole
+    connection (and so on every stream it carries).
+    """
+
+FAULT_KIND_UNSPECIFIED: FaultKind.ValueType  # 0
+"""Invalid: a fault needs a kind."""
+FAULT_KIND_RESET: FaultKind.ValueType  # 1
+"""Abort the TCP connection with a reset (RST), before any response byte or
+after `after_body_bytes` of the body. Clients see "connection reset by peer".
+"""
+FAULT_KIND_CLOSE: FaultKind.ValueType  # 2
+"""Close the connection in order (FIN) without sending any response."""
+FAULT_KIND_GARBAGE: FaultKind.ValueType  # 3
+"""Send bytes that are not HTTP (see `garbage`), then close the connection."""
+FAULT_KIND_TRUNCATED_BODY: FaultKind.ValueType  # 4
+"""Send the headers with the full Content-Length, then fewer body bytes, then close."""
+FAULT_KIND_MALFORMED_CHUNK: FaultKind.ValueType  # 5
+"""Send a chunked body whose next chunk-size line is not hexadecimal, then
+close. Over HTTP/2, which has no chunked coding, invalid frame bytes instead.
+"""
+FAULT_KIND_HANG: FaultKind.ValueType  # 6
+"""Send nothing until the client gives up (or `hang_for` passes)."""
+Global___FaultKind: _TypeAlias = FaultKind  # noqa: Y015
+
+class _StreamAfterLast:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StreamAfterLastEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StreamAfterLast.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STREAM_AFTER_LAST_UNSPECIFIED: _StreamAfterLast.ValueType  # 0
+    """Same as STREAM_AFTER_LAST_END."""
+    STREAM_AFTER_LAST_END: _StreamAfterLast.ValueType  # 1
+    """End the response properly."""
+    STREAM_AFTER_LAST_HOLD_OPEN: _StreamAfterLast.ValueType  # 2
+    """Keep the response open (sending keep-alives if set) until the client disconnects."""
+    STREAM_AFTER_LAST_REPEAT: _StreamAfterLast.ValueType  # 3
+    """Start again at the first event, until the client disconnects; needs a
+    delay between events.
+    """
+
+class StreamAfterLast(_StreamAfterLast, metaclass=_StreamAfterLastEnumTypeWrapper):
+    """What a stream does after its last event or chunk. Streams that do not end
+    by themselves are ended by the daemon after `--max-stream-seconds`.
+    """
+
+STREAM_AFTER_LAST_UNSPECIFIED: StreamAfterLast.ValueType  # 0
+"""Same as STREAM_AFTER_LAST_END."""
+STREAM_AFTER_LAST_END: StreamAfterLast.ValueType  # 1
+"""End the response properly."""
+STREAM_AFTER_LAST_HOLD_OPEN: StreamAfterLast.ValueType  # 2
+"""Keep the response open (sending keep-alives if set) until the client disconnects."""
+STREAM_AFTER_LAST_REPEAT: StreamAfterLast.ValueType  # 3
+"""Start again at the first event, until the client disconnects; needs a
+delay between events.
+"""
+Global___StreamAfterLast: _TypeAlias = StreamAfterLast  # noqa: Y015
+
+class _StreamAbort:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StreamAbortEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StreamAbort.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STREAM_ABORT_UNSPECIFIED: _StreamAbort.ValueType  # 0
+    """Same as STREAM_ABORT_RESET."""
+    STREAM_ABORT_RESET: _StreamAbort.ValueType  # 1
+    """Abort the TCP connection with a reset (RST); the journal says ABORTED."""
+    STREAM_ABORT_CLOSE: _StreamAbort.ValueType  # 2
+    """Close the connection in order (FIN) without ending the body (no last
+    chunk); the journal says ABORTED.
+    """
+    STREAM_ABORT_END: _StreamAbort.ValueType  # 3
+    """End the response properly, as if the events had run out; the journal says COMPLETE."""
+
+class StreamAbort(_StreamAbort, metaclass=_StreamAbortEnumTypeWrapper):
+    """How a stream is aborted after `abort_after` events or chunks."""
+
+STREAM_ABORT_UNSPECIFIED: StreamAbort.ValueType  # 0
+"""Same as STREAM_ABORT_RESET."""
+STREAM_ABORT_RESET: StreamAbort.ValueType  # 1
+"""Abort the TCP connection with a reset (RST); the journal says ABORTED."""
+STREAM_ABORT_CLOSE: StreamAbort.ValueType  # 2
+"""Close the connection in order (FIN) without ending the body (no last
+chunk); the journal says ABORTED.
+"""
+STREAM_ABORT_END: StreamAbort.ValueType  # 3
+"""End the response properly, as if the events had run out; the journal says COMPLETE."""
+Global___StreamAbort: _TypeAlias = StreamAbort  # noqa: Y015
+
 @_typing.final
 class Stub(_message.Message):
     """A Stub is one programmed answer of a session: a matcher, the responses it
@@ -70,6 +186,10 @@ class Stub(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REQUIRED_STATE_FIELD_NUMBER: _builtins.int
     NEXT_STATE_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
+    RATE_LIMITED_COUNT_FIELD_NUMBER: _builtins.int
+    WEBSOCKET_FIELD_NUMBER: _builtins.int
+    SCENARIO_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}/stubs/{stub}`.
     Output only; the stub id comes from `CreateStubRequest.stub_id` or is generated.
@@ -90,6 +210,13 @@ class Stub(_message.Message):
     """Scenario state the session must be in for this stub to match (empty: any state)."""
     next_state: _builtins.str
     """Scenario state the session moves to after this stub answered (empty: unchanged)."""
+    rate_limited_count: _builtins.int
+    """Output only: how many requests this stub answered with 429 because of `rate_limit`."""
+    scenario: _builtins.str
+    """A named scenario: `required_state` and `next_state` then refer to this
+    scenario's state (Session.scenarios) instead of the session's `state`, so a
+    session can run several independent state machines. Empty: the session's state.
+    """
     @_builtins.property
     def request(self) -> Global___RequestMatcher:
         """What requests this stub answers. An empty matcher matches every request."""
@@ -108,6 +235,19 @@ class Stub(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only: when the stub was created."""
 
+    @_builtins.property
+    def rate_limit(self) -> Global___RateLimit:
+        """A token bucket in front of this stub: once it is empty, requests this stub
+        matches are answered 429 (see RateLimit) and the stub's sequence does not advance.
+        """
+
+    @_builtins.property
+    def websocket(self) -> Global___WebSocketBehaviour:
+        """Makes this a WebSocket stub: it only matches WebSocket upgrade requests (and HTTP
+        stubs never do). `responses` is then optional: a response whose status is neither
+        0, 200 nor 101 rejects the upgrade with that HTTP response.
+        """
+
     def __init__(
         self,
         *,
@@ -123,10 +263,14 @@ class Stub(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         required_state: _builtins.str = ...,
         next_state: _builtins.str = ...,
+        rate_limit: Global___RateLimit | None = ...,
+        rate_limited_count: _builtins.int = ...,
+        websocket: Global___WebSocketBehaviour | None = ...,
+        scenario: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expect", b"expect", "request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expect", b"expect", "rate_limit", b"rate_limit", "request", b"request", "websocket", b"websocket"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_last", b"after_last", "create_time", b"create_time", "description", b"description", "expect", b"expect", "match_count", b"match_count", "name", b"name", "next_state", b"next_state", "priority", b"priority", "request", b"request", "required_state", b"required_state", "responses", b"responses", "times", b"times"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_last", b"after_last", "create_time", b"create_time", "description", b"description", "expect", b"expect", "match_count", b"match_count", "name", b"name", "next_state", b"next_state", "priority", b"priority", "rate_limit", b"rate_limit", "rate_limited_count", b"rate_limited_count", "request", b"request", "required_state", b"required_state", "responses", b"responses", "scenario", b"scenario", "times", b"times", "websocket", b"websocket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -470,6 +614,13 @@ class Response(_message.Message):
     BODY_TEXT_FIELD_NUMBER: _builtins.int
     BODY_JSON_FIELD_NUMBER: _builtins.int
     DELAY_FIELD_NUMBER: _builtins.int
+    HEADER_DELAY_FIELD_NUMBER: _builtins.int
+    BODY_DELAY_FIELD_NUMBER: _builtins.int
+    DRIBBLE_FIELD_NUMBER: _builtins.int
+    FAULT_FIELD_NUMBER: _builtins.int
+    SSE_FIELD_NUMBER: _builtins.int
+    CHUNKED_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
     status: _builtins.int
     """HTTP status; 0 means 200."""
     body_bytes: _builtins.bytes
@@ -488,6 +639,40 @@ class Response(_message.Message):
     def delay(self) -> _duration_pb2.Duration:
         """Wait this long before sending the response."""
 
+    @_builtins.property
+    def header_delay(self) -> Global___Delay:
+        """A delay drawn per request (fixed, uniform or lognormal), waited before the
+        status line is sent, in addition to `delay`.
+        """
+
+    @_builtins.property
+    def body_delay(self) -> Global___Delay:
+        """A delay waited after the status line and headers were sent, before the
+        first byte of the body (or the first event of a stream).
+        """
+
+    @_builtins.property
+    def dribble(self) -> Global___Dribble:
+        """Sends a plain body slowly, a few bytes at a time (Content-Length is still sent)."""
+
+    @_builtins.property
+    def fault(self) -> Global___Fault:
+        """A connection fault instead of the response, or part way through it. Not
+        combinable with `sse` or `chunked` (streams have their own `abort_after`).
+        """
+
+    @_builtins.property
+    def sse(self) -> Global___SseStream:
+        """A Server-Sent Events stream (`content-type: text/event-stream` unless a header sets it)."""
+
+    @_builtins.property
+    def chunked(self) -> Global___ChunkedStream:
+        """A body sent chunk by chunk, with delays."""
+
+    @_builtins.property
+    def template(self) -> Global___ResponseTemplate:
+        """Renders this response from the request (see ResponseTemplate); unset: sent as programmed."""
+
     def __init__(
         self,
         *,
@@ -497,13 +682,643 @@ class Response(_message.Message):
         body_text: _builtins.str = ...,
         body_json: _struct_pb2.Value | None = ...,
         delay: _duration_pb2.Duration | None = ...,
+        header_delay: Global___Delay | None = ...,
+        body_delay: Global___Delay | None = ...,
+        dribble: Global___Dribble | None = ...,
+        fault: Global___Fault | None = ...,
+        sse: Global___SseStream | None = ...,
+        chunked: Global___ChunkedStream | None = ...,
+        template: Global___ResponseTemplate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_bytes", b"body_bytes", "body_json", b"body_json", "body_text", b"body_text", "delay", b"delay"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_bytes", b"body_bytes", "body_delay", b"body_delay", "body_json", b"body_json", "body_text", b"body_text", "chunked", b"chunked", "delay", b"delay", "dribble", b"dribble", "fault", b"fault", "header_delay", b"header_delay", "sse", b"sse", "stream", b"stream", "template", b"template"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_bytes", b"body_bytes", "body_json", b"body_json", "body_text", b"body_text", "delay", b"delay", "headers", b"headers", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_bytes", b"body_bytes", "body_delay", b"body_delay", "body_json", b"body_json", "body_text", b"body_text", "chunked", b"chunked", "delay", b"delay", "dribble", b"dribble", "fault", b"fault", "header_delay", b"header_delay", "headers", b"headers", "sse", b"sse", "status", b"status", "stream", b"stream", "template", b"template"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["body_bytes", "body_text", "body_json"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    _WhichOneofReturnType_stream: _TypeAlias = _typing.Literal["sse", "chunked"]  # noqa: Y015
+    _WhichOneofArgType_stream: _TypeAlias = _typing.Literal["stream", b"stream"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_stream) -> _WhichOneofReturnType_stream | None: ...
 
 Global___Response: _TypeAlias = Response  # noqa: Y015
+
+@_typing.final
+class ResponseTemplate(_message.Message):
+    """Makes a response a template (Jinja syntax, sandboxed): header values, `body_text`
+    and every string inside `body_json` are rendered per request. Templates are
+    checked and compiled when the stub is programmed; syntax errors are
+    INVALID_ARGUMENT with the field's path. Variables: `request` (`method`, `path`,
+    `query`, `query_all`, `headers`, `headers_all`, `body`, `json`), `path` (the
+    captures of a `PathMatcher.template`), `match` (1 for the stub's first match),
+    `sequence` (the exchange's journal sequence number unless requests to the
+    session overlap), `now` (`iso`, `epoch`, `millis`), `state` (the state of the stub's scenario)
+    and `random` (`uuid()`, `int(low, high)`, `hex(n)`). A `body_json` string that
+    is exactly one `{{ expression }}` takes the expression's JSON type.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """A template for the status (e.g. `{{ 201 if request.json.id else 400 }}`);
+    empty: `Response.status`. Rendering to something that is not 100-599 answers 500.
+    """
+    seed: _builtins.int
+    """Seed for `random`: with a seed, values depend only on it and `match`, so runs repeat."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        seed: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "seed", b"seed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "seed", b"seed", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+
+Global___ResponseTemplate: _TypeAlias = ResponseTemplate  # noqa: Y015
+
+@_typing.final
+class RateLimit(_message.Message):
+    """A token bucket: `limit` requests at once, refilled continuously at `limit`
+    per `period`. Every answer of the stub carries `x-ratelimit-limit`,
+    `x-ratelimit-remaining` and `x-ratelimit-reset` (seconds until the bucket is
+    full); once empty the answer is `response` (default: 429 with a JSON error)
+    with `retry-after` (seconds until a token is back). The 429 is recorded as an
+    exchange of this stub.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    KEY_HEADER_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Bucket size: requests allowed in a burst; at least 1."""
+    key_header: _builtins.str
+    """Keep one bucket per value of this request header (e.g. `x-api-key`);
+    requests without it share one bucket. Empty: one bucket.
+    """
+    bucket: _builtins.str
+    """Stubs naming the same bucket share it (session-wide limits across
+    endpoints); empty: the stub's own bucket. Stubs sharing a bucket should
+    agree on `limit` and `period`; the first to use it sets them.
+    """
+    @_builtins.property
+    def period(self) -> _duration_pb2.Duration:
+        """Time to refill the whole bucket; must be positive."""
+
+    @_builtins.property
+    def response(self) -> Global___Response:
+        """The answer once the bucket is empty; unset: 429 with a JSON error body."""
+
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        period: _duration_pb2.Duration | None = ...,
+        key_header: _builtins.str = ...,
+        bucket: _builtins.str = ...,
+        response: Global___Response | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "key_header", b"key_header", "limit", b"limit", "period", b"period", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateLimit: _TypeAlias = RateLimit  # noqa: Y015
+
+@_typing.final
+class WebSocketBehaviour(_message.Message):
+    """How a WebSocket stub converses once the upgrade is accepted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBPROTOCOL_FIELD_NUMBER: _builtins.int
+    ON_CONNECT_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    CLOSE_AFTER_CONNECT_FIELD_NUMBER: _builtins.int
+    subprotocol: _builtins.str
+    """Subprotocol to accept; it must be among those the client offers, else the upgrade
+    does not match this stub. Empty: none is selected.
+    """
+    @_builtins.property
+    def on_connect(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebSocketMessage]:
+        """Messages sent as soon as the connection is open, in order."""
+
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebSocketRule]:
+        """Answers to incoming messages: the first rule that matches a message answers it.
+        Messages no rule matches are recorded and left unanswered.
+        """
+
+    @_builtins.property
+    def close_after_connect(self) -> Global___WebSocketClose:
+        """Close the connection after the `on_connect` messages."""
+
+    def __init__(
+        self,
+        *,
+        subprotocol: _builtins.str = ...,
+        on_connect: _abc.Iterable[Global___WebSocketMessage] | None = ...,
+        rules: _abc.Iterable[Global___WebSocketRule] | None = ...,
+        close_after_connect: Global___WebSocketClose | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_after_connect", b"close_after_connect"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_after_connect", b"close_after_connect", "on_connect", b"on_connect", "rules", b"rules", "subprotocol", b"subprotocol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebSocketBehaviour: _TypeAlias = WebSocketBehaviour  # noqa: Y015
+
+@_typing.final
+class WebSocketMessage(_message.Message):
+    """One message the simulator sends on a WebSocket."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    BINARY_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """A text message."""
+    binary: _builtins.bytes
+    """A binary message."""
+    template: _builtins.bool
+    """Render `text` or the strings of `json` as templates (see ResponseTemplate); the
+    variables are those of the upgrade request plus `message` (`text` and `json`) for rule replies.
+    """
+    @_builtins.property
+    def json(self) -> _struct_pb2.Value:
+        """A JSON value, sent as a text message."""
+
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Wait this long before sending (messages of a connection are sent in order, so this also delays later ones)."""
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        binary: _builtins.bytes = ...,
+        json: _struct_pb2.Value | None = ...,
+        delay: _duration_pb2.Duration | None = ...,
+        template: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "delay", b"delay", "json", b"json", "payload", b"payload", "text", b"text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binary", b"binary", "delay", b"delay", "json", b"json", "payload", b"payload", "template", b"template", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["text", "binary", "json"]  # noqa: Y015
+    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
+
+Global___WebSocketMessage: _TypeAlias = WebSocketMessage  # noqa: Y015
+
+@_typing.final
+class WebSocketRule(_message.Message):
+    """Answers incoming messages that satisfy every matcher."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REPLIES_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def message(self) -> _containers.RepeatedCompositeFieldContainer[Global___BodyMatcher]:
+        """Conditions on the incoming message, as on a request body (all must hold); empty matches any message."""
+
+    @_builtins.property
+    def replies(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebSocketMessage]:
+        """Messages sent in answer, in order."""
+
+    @_builtins.property
+    def close(self) -> Global___WebSocketClose:
+        """Close the connection after the replies."""
+
+    def __init__(
+        self,
+        *,
+        message: _abc.Iterable[Global___BodyMatcher] | None = ...,
+        replies: _abc.Iterable[Global___WebSocketMessage] | None = ...,
+        close: Global___WebSocketClose | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close", b"close"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close", b"close", "message", b"message", "replies", b"replies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebSocketRule: _TypeAlias = WebSocketRule  # noqa: Y015
+
+@_typing.final
+class WebSocketClose(_message.Message):
+    """Closes a WebSocket with a code and reason."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """Close code (1000, or 3000-4999 for applications); 0 means 1000."""
+    reason: _builtins.str
+    """Close reason (at most 123 bytes of UTF-8)."""
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Wait this long before closing."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "delay", b"delay", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebSocketClose: _TypeAlias = WebSocketClose  # noqa: Y015
+
+@_typing.final
+class Delay(_message.Message):
+    """A delay, fixed or drawn at random per request (see `Response.header_delay`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIXED_FIELD_NUMBER: _builtins.int
+    UNIFORM_FIELD_NUMBER: _builtins.int
+    LOGNORMAL_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    seed: _builtins.int
+    """Seed of this delay's random generator: with a seed, the n-th draw is the
+    same in every run (draws happen in the order requests are answered).
+    Unset: seeded from the operating system.
+    """
+    @_builtins.property
+    def fixed(self) -> _duration_pb2.Duration:
+        """Always this long."""
+
+    @_builtins.property
+    def uniform(self) -> Global___UniformDelay:
+        """Uniformly distributed between two bounds."""
+
+    @_builtins.property
+    def lognormal(self) -> Global___LognormalDelay:
+        """Log-normally distributed: mostly near the median, with a long tail."""
+
+    @_builtins.property
+    def cap(self) -> _duration_pb2.Duration:
+        """Upper bound on a drawn delay; unset: 600 seconds, the daemon's maximum."""
+
+    def __init__(
+        self,
+        *,
+        fixed: _duration_pb2.Duration | None = ...,
+        uniform: Global___UniformDelay | None = ...,
+        lognormal: Global___LognormalDelay | None = ...,
+        seed: _builtins.int | None = ...,
+        cap: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "cap", b"cap", "fixed", b"fixed", "kind", b"kind", "lognormal", b"lognormal", "seed", b"seed", "uniform", b"uniform"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "cap", b"cap", "fixed", b"fixed", "kind", b"kind", "lognormal", b"lognormal", "seed", b"seed", "uniform", b"uniform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["fixed", "uniform", "lognormal"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___Delay: _TypeAlias = Delay  # noqa: Y015
+
+@_typing.final
+class UniformDelay(_message.Message):
+    """Bounds of a uniformly distributed delay."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def min(self) -> _duration_pb2.Duration:
+        """Lower bound; not negative."""
+
+    @_builtins.property
+    def max(self) -> _duration_pb2.Duration:
+        """Upper bound; at least `min` and at most 600 seconds."""
+
+    def __init__(
+        self,
+        *,
+        min: _duration_pb2.Duration | None = ...,
+        max: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max", b"max", "min", b"min"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max", b"max", "min", b"min"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UniformDelay: _TypeAlias = UniformDelay  # noqa: Y015
+
+@_typing.final
+class LognormalDelay(_message.Message):
+    """A log-normal delay: ln(delay) is normally distributed with mean ln(median)
+    and standard deviation `sigma`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIAN_FIELD_NUMBER: _builtins.int
+    SIGMA_FIELD_NUMBER: _builtins.int
+    sigma: _builtins.float
+    """Shape, between 0 and 10: 0 always gives the median; 1 gives a long tail
+    (about 1 in 100 draws exceeds 10 times the median).
+    """
+    @_builtins.property
+    def median(self) -> _duration_pb2.Duration:
+        """The median delay; positive."""
+
+    def __init__(
+        self,
+        *,
+        median: _duration_pb2.Duration | None = ...,
+        sigma: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["median", b"median"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["median", b"median", "sigma", b"sigma"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LognormalDelay: _TypeAlias = LognormalDelay  # noqa: Y015
+
+@_typing.final
+class Dribble(_message.Message):
+    """Sends a body slowly: `chunk_bytes` at a time, spread evenly over `duration`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_BYTES_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    chunk_bytes: _builtins.int
+    """Bytes per write; at least 1."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """The whole body takes this long: writes are evenly spaced and the last one
+        leaves `duration` after the body started. Positive, at most 600 seconds.
+        """
+
+    def __init__(
+        self,
+        *,
+        chunk_bytes: _builtins.int = ...,
+        duration: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_bytes", b"chunk_bytes", "duration", b"duration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Dribble: _TypeAlias = Dribble  # noqa: Y015
+
+@_typing.final
+class Fault(_message.Message):
+    """A connection-level fault, as a broken server or network would cause it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    AFTER_BODY_BYTES_FIELD_NUMBER: _builtins.int
+    GARBAGE_FIELD_NUMBER: _builtins.int
+    HANG_FOR_FIELD_NUMBER: _builtins.int
+    kind: Global___FaultKind.ValueType
+    """What goes wrong; must be set."""
+    after_body_bytes: _builtins.int
+    """Send the status line, the headers (with the whole body's Content-Length)
+    and this many bytes of the body before the fault. For FAULT_KIND_RESET
+    (unset: reset before any byte of the response), FAULT_KIND_TRUNCATED_BODY
+    (unset: half the body; must be less than the body's size) and
+    FAULT_KIND_MALFORMED_CHUNK (unset: 0; sent as valid chunks first).
+    """
+    garbage: _builtins.bytes
+    """For FAULT_KIND_GARBAGE: the bytes sent instead of an HTTP response; empty:
+    a fixed line of text that is not HTTP.
+    """
+    @_builtins.property
+    def hang_for(self) -> _duration_pb2.Duration:
+        """For FAULT_KIND_HANG: give up after this long and close the connection
+        without an answer. Unset, or longer than the daemon's
+        `--max-stream-seconds`: that maximum.
+        """
+
+    def __init__(
+        self,
+        *,
+        kind: Global___FaultKind.ValueType = ...,
+        after_body_bytes: _builtins.int | None = ...,
+        garbage: _builtins.bytes = ...,
+        hang_for: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_after_body_bytes", b"_after_body_bytes", "after_body_bytes", b"after_body_bytes", "hang_for", b"hang_for"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after_body_bytes", b"_after_body_bytes", "after_body_bytes", b"after_body_bytes", "garbage", b"garbage", "hang_for", b"hang_for", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__after_body_bytes: _TypeAlias = _typing.Literal["after_body_bytes"]  # noqa: Y015
+    _WhichOneofArgType__after_body_bytes: _TypeAlias = _typing.Literal["_after_body_bytes", b"_after_body_bytes"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__after_body_bytes) -> _WhichOneofReturnType__after_body_bytes | None: ...
+
+Global___Fault: _TypeAlias = Fault  # noqa: Y015
+
+@_typing.final
+class SseStream(_message.Message):
+    """A Server-Sent Events stream. The journal records how many events and bytes
+    were sent and how the stream ended (`RecordedResponse.event_count`,
+    `body_size`, `end`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    EVENT_DELAY_FIELD_NUMBER: _builtins.int
+    KEEP_ALIVE_FIELD_NUMBER: _builtins.int
+    AFTER_LAST_FIELD_NUMBER: _builtins.int
+    ABORT_AFTER_FIELD_NUMBER: _builtins.int
+    ABORT_FIELD_NUMBER: _builtins.int
+    after_last: Global___StreamAfterLast.ValueType
+    """What happens after the last event."""
+    abort_after: _builtins.int
+    """Abort the stream (see `abort`) right after this many events; 0: never."""
+    abort: Global___StreamAbort.ValueType
+    """How the stream is aborted after `abort_after` events."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___SseEvent]:
+        """The events, in order."""
+
+    @_builtins.property
+    def event_delay(self) -> Global___Delay:
+        """A delay drawn before every event, in addition to the event's own `delay`."""
+
+    @_builtins.property
+    def keep_alive(self) -> _duration_pb2.Duration:
+        """While waiting, send a comment line (`: keep-alive`) at least this often;
+        unset: never. Keep-alives are not counted as events.
+        """
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___SseEvent] | None = ...,
+        event_delay: Global___Delay | None = ...,
+        keep_alive: _duration_pb2.Duration | None = ...,
+        after_last: Global___StreamAfterLast.ValueType = ...,
+        abort_after: _builtins.int = ...,
+        abort: Global___StreamAbort.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_delay", b"event_delay", "keep_alive", b"keep_alive"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "abort_after", b"abort_after", "after_last", b"after_last", "event_delay", b"event_delay", "events", b"events", "keep_alive", b"keep_alive"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SseStream: _TypeAlias = SseStream  # noqa: Y015
+
+@_typing.final
+class SseEvent(_message.Message):
+    """One Server-Sent Event. Every field is optional; an event with only a comment
+    is sent as a comment block (and still counted as an event).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    RETRY_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    event: _builtins.str
+    """The event type (`event:` line); no line breaks."""
+    data: _builtins.str
+    """The data; each line becomes one `data:` line."""
+    id: _builtins.str
+    """The event id (`id:` line); no line breaks."""
+    comment: _builtins.str
+    """A comment (`: ` lines), ignored by clients."""
+    @_builtins.property
+    def retry(self) -> _duration_pb2.Duration:
+        """Reconnection time for the client (`retry:` line, in milliseconds); not negative."""
+
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Wait this long before sending the event."""
+
+    def __init__(
+        self,
+        *,
+        event: _builtins.str = ...,
+        data: _builtins.str = ...,
+        id: _builtins.str = ...,
+        retry: _duration_pb2.Duration | None = ...,
+        comment: _builtins.str = ...,
+        delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "retry", b"retry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "data", b"data", "delay", b"delay", "event", b"event", "id", b"id", "retry", b"retry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SseEvent: _TypeAlias = SseEvent  # noqa: Y015
+
+@_typing.final
+class ChunkedStream(_message.Message):
+    """A body sent chunk by chunk (chunked transfer coding on HTTP/1.1, DATA frames on HTTP/2)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    CHUNK_DELAY_FIELD_NUMBER: _builtins.int
+    AFTER_LAST_FIELD_NUMBER: _builtins.int
+    ABORT_AFTER_FIELD_NUMBER: _builtins.int
+    ABORT_FIELD_NUMBER: _builtins.int
+    after_last: Global___StreamAfterLast.ValueType
+    """What happens after the last chunk."""
+    abort_after: _builtins.int
+    """Abort the body (see `abort`) right after this many chunks; 0: never."""
+    abort: Global___StreamAbort.ValueType
+    """How the body is aborted after `abort_after` chunks."""
+    @_builtins.property
+    def chunks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Chunk]:
+        """The chunks, in order."""
+
+    @_builtins.property
+    def chunk_delay(self) -> Global___Delay:
+        """A delay drawn before every chunk, in addition to the chunk's own `delay`."""
+
+    def __init__(
+        self,
+        *,
+        chunks: _abc.Iterable[Global___Chunk] | None = ...,
+        chunk_delay: Global___Delay | None = ...,
+        after_last: Global___StreamAfterLast.ValueType = ...,
+        abort_after: _builtins.int = ...,
+        abort: Global___StreamAbort.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk_delay", b"chunk_delay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "abort_after", b"abort_after", "after_last", b"after_last", "chunk_delay", b"chunk_delay", "chunks", b"chunks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChunkedStream: _TypeAlias = ChunkedStream  # noqa: Y015
+
+@_typing.final
+class Chunk(_message.Message):
+    """One chunk of a ChunkedStream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """The bytes; not empty (an empty chunk would end the body)."""
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Wait this long before sending the chunk."""
+
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "delay", b"delay"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Chunk: _TypeAlias = Chunk  # noqa: Y015

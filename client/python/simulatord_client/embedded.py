@@ -31,8 +31,19 @@ class EmbeddedDaemon:
         self._output: list[str] = []
 
     def start(self) -> EmbeddedDaemon:
-        command = [sys.executable, "-m", "simulatord", "serve", "--host", "127.0.0.1",
-                   "--http-port", "0", "--grpc-port", "0", *self.args]
+        command = [
+            sys.executable,
+            "-m",
+            "simulatord",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            *self.args,
+        ]
         env = {**os.environ, **(self.env or {})}
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
@@ -49,6 +60,7 @@ class EmbeddedDaemon:
                 if ready and not found.is_set():
                     self.http_url, self.grpc_address = ready.group(1), ready.group(2)
                     found.set()
+            found.set()  # output ended: the daemon exited, so stop waiting for a ready line that cannot come
 
         threading.Thread(target=read, name="simulatord-output", daemon=True).start()
         if not found.wait(self.startup_timeout) or not self.grpc_address:

@@ -1,0 +1,174 @@
+"""Streamed bodies: Server-Sent Events and chunked bodies, with delays, keep-alives, repetition and aborts."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+
+from simulatord.errors import SpecErrors
+from simulatord.responding.timing import MAX_DELAY_SECONDS, Delay
+from simulatord.responding.wire import ABORTED, CLIENT_DISCONNECTED, COMPLETE, Out
+
+AFTER_LAST = ("end", "hold_open", "repeat")
+ABORTS = ("reset", "close", "end")
+KEEP_ALIVE = b": keep-alive\n\n"
+SSE_HEADERS = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One event or chunk, encoded when programmed, and the wait before it."""
+
+    data: bytes
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A programmed stream; `kind` is `sse` or `chunked`."""
+
+    kind: str
+    pieces: tuple[Piece, ...]
+    gap: Delay | None = None  # drawn before every piece
+    keep_alive: float = 0.0  # SSE only; 0: never
+    after_last: str = "end"
+    abort_after: int = 0
+    abort: str = "reset"
+
+
+def sse_event(
+    event: str, data: str, event_id: str, retry_ms: int | None, comment: str, where: str, errors: SpecErrors
+) -> bytes:
+    """Encodes one event in the text/event-stream format (WHATWG HTML, server-sent events)."""
+    for name, value in (("event", event), ("id", event_id)):
+        if "\n" in value or "\r" in value:
+            errors.add(f"{where}.{name}", "must not contain line breaks")
+    if "\0" in event_id:
+        errors.add(f"{where}.id", "must not contain NUL")
+    lines = [f": {line}" if line else ":" for line in comment.splitlines()] if comment else []
+    if event_id:
+        lines.append(f"id: {event_id}")
+    if event:
+        lines.append(f"event: {event}")
+    if retry_ms is not None:
+        lines.append(f"retry: {retry_ms}")
+    # A client only dispatches an event whose data is not empty: a typed event gets a `data:` line even so.
+    if data or event:
+        lines.extend(f"data: {line}" for line in (data.splitlines() or [""]))
+    if not lines:
+        lines.append(":")  # an empty event still takes its place in the stream, as an empty comment
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def stream(
+    kind: str,
+    pieces: list[Piece],
+    gap: Delay | None,
+    keep_alive: float,
+    after_last: str,
+    abort_after: int,
+    abort: str,
+    where: str,
+    errors: SpecErrors,
+) -> StreamSpec | None:
+    """Validates a stream; `where` is the SseStream or ChunkedStream message's path."""
+    noun = "events" if kind == "sse" else "chunks"
+    ok = True
+    if not pieces:
+        errors.add(f"{where}.{noun}", "must hold at least one")
+        ok = False
+    for i, piece in enumerate(pieces):
+        if not 0 <= piece.delay <= MAX_DELAY_SECONDS:
+            errors.add(f"{where}.{noun}[{i}].delay", f"must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds")
+            ok = False
+    if not (math.isfinite(keep_alive) and 0 <= keep_alive <= MAX_DELAY_SECONDS):
+        errors.add(f"{where}.keep_alive", f"must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds")
+        ok = False
+    if abort_after < 0:
+        errors.add(f"{where}.abort_after", f"must not be negative, got {abort_after}")
+        ok = False
+    elif abort_after > len(pieces) and after_last != "repeat":
+        errors.add(f"{where}.abort_after", f"exceeds the {len(pieces)} {noun} programmed and after_last is not REPEAT")
+        ok = False
+    if after_last not in AFTER_LAST:
+        errors.add(f"{where}.after_last", "unknown StreamAfterLast value")
+        ok = False
+    if abort not in ABORTS:
+        errors.add(f"{where}.abort", "unknown StreamAbort value")
+        ok = False
+    # Without any wait a repeating stream would write as fast as the socket drains and starve the daemon.
+    if after_last == "repeat" and gap is None and not any(p.delay > 0 for p in pieces):
+        errors.add(f"{where}.after_last", f"REPEAT needs a delay: on one of the {noun} or a {noun[:-1]}_delay")
+        ok = False
+    if not ok:
+        return None
+    return StreamSpec(kind, tuple(pieces), gap, keep_alive, after_last, abort_after, abort)
+
+
+_OK, _GONE, _DEADLINE = "ok", "gone", "deadline"
+
+
+class _Run:
+    """One stream being sent: waits that send keep-alives and end at the daemon's bound."""
+
+    def __init__(self, spec: StreamSpec, out: Out) -> None:
+        self.spec = spec
+        self.out = out
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + out.max_seconds
+
+    async def pause(self, seconds: float) -> str:
+        target = self.loop.time() + seconds
+        end = min(target, self.deadline)
+        keep_alive = self.spec.keep_alive
+        while (remaining := end - self.loop.time()) > 0:
+            step = min(remaining, keep_alive) if keep_alive else remaining
+            if not await self.out.sleep(step):
+                return _GONE
+            if keep_alive and end - self.loop.time() > 1e-3:  # woke early to keep the connection warm
+                await self.out.body(KEEP_ALIVE)
+        if self.out.gone:
+            return _GONE
+        return _DEADLINE if target > self.deadline else _OK
+
+    async def run(self) -> str:
+        spec, out = self.spec, self.out
+        sent = 0
+        while True:
+            for piece in spec.pieces:
+                wait = piece.delay + (spec.gap.sample() if spec.gap is not None else 0.0)
+                outcome = await self.pause(wait)
+                if outcome == _GONE:
+                    return CLIENT_DISCONNECTED
+                if outcome == _DEADLINE:
+                    await out.end()
+                    return COMPLETE
+                await out.body(piece.data)
+                sent += 1
+                out.reply.events_sent = sent
+                if spec.abort_after and sent >= spec.abort_after:
+                    return await self.abort()
+            if spec.after_last == "repeat":
+                continue
+            if spec.after_last == "hold_open" and await self.pause(math.inf) == _GONE:
+                return CLIENT_DISCONNECTED
+            await out.end()
+            return COMPLETE
+
+    async def abort(self) -> str:
+        if self.spec.abort == "end":
+            await self.out.end()
+            return COMPLETE
+        conn = self.out.connection()
+        await conn.flush()
+        if self.spec.abort == "reset":
+            await conn.reset()
+        else:
+            conn.close()
+        return ABORTED
+
+
+async def run(spec: StreamSpec, out: Out) -> str:
+    """Sends the stream's pieces (the headers are already sent); returns how it ended."""
+    return await _Run(spec, out).run()

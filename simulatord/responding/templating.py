@@ -1,0 +1,308 @@
+"""Response templates: sandboxed Jinja compiled once when a stub is programmed, rendered per request."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import json
+import random as random_module
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined
+from jinja2.environment import Template
+from jinja2.sandbox import SandboxedEnvironment
+
+from simulatord.errors import SpecErrors
+from simulatord.matching.request import HttpRequest
+from simulatord.responding.reply import Reply, ResponseSpec
+
+# ChainableUndefined lets `request.json.user.id` render empty when any link is missing, which is what a
+# test author expects from a simulator; `finalize` prints None as nothing rather than "None".
+_ENV = SandboxedEnvironment(
+    undefined=ChainableUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    finalize=lambda value: "" if value is None else value,
+)
+_MARKERS = ("{{", "{%", "{#")
+# A JSON string that is exactly one expression keeps the expression's type (`"{{ path.id | int }}"` -> 42).
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
+MAX_RENDERED_BYTES = 16 * 1024 * 1024
+ERROR_HEADER = "x-simulatord-template-error"
+
+
+class TemplateRenderError(Exception):
+    """A template failed at render time (a filter raised, a status was not a number, ...)."""
+
+
+def has_markers(text: str) -> bool:
+    return any(marker in text for marker in _MARKERS)
+
+
+def _syntax(where: str, exc: TemplateSyntaxError, errors: SpecErrors) -> None:
+    errors.add(where, f"template syntax error at line {exc.lineno}: {exc.message}")
+
+
+def compile_text(source: str, where: str, errors: SpecErrors) -> Template | None:
+    """Compiles a text template; None when the text has no template markers (it is then sent as is)."""
+    if not has_markers(source):
+        return None
+    try:
+        return _ENV.from_string(source)
+    except TemplateSyntaxError as exc:
+        _syntax(where, exc, errors)
+        return None
+
+
+# --- JSON templates: a tree mirroring the JSON value, with compiled leaves --------------------------
+
+JsonNode = Callable[[Mapping[str, Any]], Any]
+
+
+def _constant(value: Any) -> JsonNode:
+    return lambda _ctx: value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _compile_json(value: Any, where: str, errors: SpecErrors) -> tuple[JsonNode, bool]:
+    """Returns the node and whether anything below it is a template (static subtrees stay constants)."""
+    if isinstance(value, str):
+        if not has_markers(value):
+            return _constant(value), False
+        single = _SINGLE_EXPRESSION.match(value)
+        try:
+            if single is not None:
+                expression = _ENV.compile_expression(single.group("expr"), undefined_to_none=True)
+                return (lambda ctx: _jsonable(expression(**ctx))), True
+            template = _ENV.from_string(value)
+        except TemplateSyntaxError as exc:
+            _syntax(where, exc, errors)
+            return _constant(value), False
+        return (lambda ctx: template.render(ctx)), True
+    if isinstance(value, dict):
+        items = [(k, *_compile_json(v, f"{where}.{k}", errors)) for k, v in value.items()]
+        if not any(dynamic for _, _, dynamic in items):
+            return _constant(value), False
+        return (lambda ctx: {k: node(ctx) for k, node, _ in items}), True
+    if isinstance(value, list):
+        nodes = [_compile_json(v, f"{where}[{i}]", errors) for i, v in enumerate(value)]
+        if not any(dynamic for _, dynamic in nodes):
+            return _constant(value), False
+        return (lambda ctx: [node(ctx) for node, _ in nodes]), True
+    return _constant(value), False
+
+
+@dataclass(frozen=True)
+class JsonTemplate:
+    """A JSON value whose strings may be templates."""
+
+    root: JsonNode
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        return self.root(context)
+
+    def render_bytes(self, context: Mapping[str, Any]) -> bytes:
+        return json.dumps(self.render(context), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compile_json(value: Any, where: str, errors: SpecErrors) -> JsonTemplate | None:
+    """Compiles the string leaves of a JSON value; None when no leaf is a template."""
+    root, dynamic = _compile_json(value, where, errors)
+    return JsonTemplate(root) if dynamic else None
+
+
+# --- the variables a template sees -----------------------------------------------------------------
+
+
+class TemplateRandom:
+    """`random` in templates: seeded (repeatable runs) or not; the generator is made on first use only."""
+
+    def __init__(self, seed: str | None) -> None:
+        self._seed = seed
+        self._rng: random_module.Random | None = None
+
+    def _generator(self) -> random_module.Random:
+        if self._rng is None:
+            # A str seed is hashed with SHA-512 by `random`, so it is stable across processes.
+            self._rng = random_module.Random(self._seed) if self._seed is not None else random_module.Random()
+        return self._rng
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self._generator().getrandbits(128), version=4))
+
+    def hex(self, length: int = 16) -> str:
+        length = max(0, min(length, 1024))
+        return "".join(self._generator().choice("0123456789abcdef") for _ in range(length))
+
+    # Named `int` for templates (`random.int(1, 6)`); defined last because it shadows the builtin in the class.
+    def int(self, low: builtins.int = 0, high: builtins.int = 2**31 - 1) -> builtins.int:
+        return self._generator().randint(low, high)
+
+
+def _first(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        out.setdefault(name, value)
+    return out
+
+
+def _all(pairs: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in pairs:
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def now_values(epoch: float) -> dict[str, Any]:
+    moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    iso = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"iso": iso, "epoch": int(epoch), "millis": int(epoch * 1000)}
+
+
+def request_values(request: HttpRequest, captures: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": request.path,
+        "path_params": dict(captures),
+        "query_string": request.query_string,
+        "query": _first(request.query),
+        "query_all": _all(request.query),
+        "headers": _first(request.headers),
+        "headers_all": _all(request.headers),
+        "body": request.text,
+        "json": request.json() if request.has_json else None,
+    }
+
+
+def context(
+    request: HttpRequest,
+    captures: Mapping[str, str],
+    match: int,
+    sequence: int,
+    state: str,
+    seed: int | None,
+    now: float,
+    message: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The variables of one rendering; built only for stubs that use templates."""
+    values: dict[str, Any] = {
+        "request": request_values(request, captures),
+        "path": dict(captures),
+        "match": match,
+        "sequence": sequence,
+        "state": state,
+        "now": now_values(now),
+        "random": TemplateRandom(f"{seed}/{match}" if seed is not None else None),
+    }
+    if message is not None:
+        values["message"] = message
+    return values
+
+
+# --- responses ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResponseTemplate:
+    """The template parts of one response; parts left None are taken from the ResponseSpec as programmed."""
+
+    status: Template | None
+    headers: tuple[Template | None, ...]  # parallel to ResponseSpec.headers
+    text: Template | None = None
+    json: JsonTemplate | None = None
+    seed: int | None = None
+
+    def render_reply(
+        self,
+        reply: Reply,
+        request: HttpRequest,
+        captures: Mapping[str, str],
+        match: int,
+        sequence: int,
+        state: str,
+    ) -> Reply:
+        """Builds the variables of this request and renders over `reply`."""
+        values = context(request, captures, match, sequence, state, self.seed, time.time())
+        return self.apply(reply, values)
+
+    def apply(self, reply: Reply, values: Mapping[str, Any]) -> Reply:
+        """Renders over a reply built the plain way (so other behaviours' fields survive); a failure
+        answers 500 saying which part failed, so the test author sees why."""
+        part = "status"
+        try:
+            if self.status is not None:
+                rendered = self.status.render(values).strip()
+                if not rendered.isdigit() or not 100 <= int(rendered) <= 599:
+                    raise TemplateRenderError(f"status rendered to {rendered!r}, not a number from 100 to 599")
+                reply.status = int(rendered)
+            part = "headers"
+            if any(template is not None for template in self.headers):
+                reply.headers = [
+                    (name, value if template is None else _header_value(template.render(values)))
+                    for (name, value), template in zip(reply.headers, self.headers, strict=False)
+                ] + reply.headers[len(self.headers) :]
+            part = "body"
+            if self.text is not None:
+                reply.body = self.text.render(values).encode()
+            elif self.json is not None:
+                reply.body = self.json.render_bytes(values)
+            if len(reply.body) > MAX_RENDERED_BYTES:
+                raise TemplateRenderError(f"rendered body exceeds {MAX_RENDERED_BYTES} bytes")
+        except Exception as exc:  # a template is user code: any failure becomes an explained 500
+            return template_error_reply(part, exc)
+        return reply
+
+
+def _header_value(value: str) -> str:
+    # A rendered CR or LF would split the header; fold it rather than fail the whole response.
+    return value.replace("\r", " ").replace("\n", " ")
+
+
+def template_error_reply(part: str, exc: BaseException) -> Reply:
+    payload = {"error": f"response template failed in {part}: {type(exc).__name__}: {exc}", "reason": "TEMPLATE_ERROR"}
+    return Reply(500, [("content-type", "application/json"), (ERROR_HEADER, part)], json.dumps(payload).encode())
+
+
+def compile_response(
+    spec: ResponseSpec,
+    body_kind: str | None,
+    body: Any,
+    status_source: str,
+    seed: int | None,
+    where: str,
+    errors: SpecErrors,
+) -> ResponseTemplate:
+    """Checks and compiles a templated response; problems are reported with their field paths."""
+    status = None
+    if status_source:
+        try:
+            status = _ENV.from_string(status_source)
+        except TemplateSyntaxError as exc:
+            _syntax(f"{where}.template.status", exc, errors)
+    headers = tuple(
+        compile_text(value, f"{where}.headers[{i}].value", errors) for i, (_, value) in enumerate(spec.headers)
+    )
+    text = json_template = None
+    if body_kind == "body_bytes":
+        errors.add(f"{where}.body_bytes", "cannot be a template; use body_text or body_json")
+    elif body_kind == "body_text":
+        text = compile_text(str(body), f"{where}.body_text", errors)
+    elif body_kind == "body_json":
+        json_template = compile_json(body, f"{where}.body_json", errors)
+    return ResponseTemplate(status, headers, text, json_template, seed)

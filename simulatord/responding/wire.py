@@ -1,0 +1,125 @@
+"""What shaped replies (timing, faults, streams) need from the HTTP edge, and a sender that counts what left."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from simulatord.responding.reply import Reply
+    from simulatord.responding.timing import Dribble
+
+# How a response ended, as the journal spells it.
+COMPLETE = "complete"
+CLIENT_DISCONNECTED = "client_disconnected"
+ABORTED = "aborted"
+
+
+class NoRawConnection(RuntimeError):
+    """The HTTP server does not let faults reach the connection (e.g. an unknown hypercorn version)."""
+
+
+class Connection(Protocol):
+    """The raw connection under a request, for faults that HTTP framing cannot express."""
+
+    def write(self, data: bytes) -> None:
+        """Writes bytes as they are, bypassing HTTP framing."""
+
+    async def flush(self) -> None:
+        """Returns once everything sent so far has been handed to the operating system."""
+
+    def close(self) -> None:
+        """Closes the connection in order (FIN)."""
+
+    async def reset(self) -> None:
+        """Aborts the connection with a TCP reset (RST); returns once the socket is gone."""
+
+
+class Wire(Protocol):
+    """The edge's side of one request: ASGI send and receive, the raw connection, the daemon's stream bound."""
+
+    http_version: str
+    max_seconds: float  # no stream or hang lasts longer than this
+
+    async def send(self, message: MutableMapping[str, Any]) -> None: ...
+
+    async def receive(self) -> Mapping[str, Any]: ...
+
+    def connection(self) -> Connection:
+        """The raw connection; raises NoRawConnection when the server does not expose it."""
+        ...
+
+
+class Out:
+    """Sends one shaped reply over a wire, watching for the client leaving, and counts what was sent."""
+
+    def __init__(self, reply: Reply, wire: Wire) -> None:
+        self.reply = reply
+        self.wire = wire
+        self.max_seconds = wire.max_seconds
+        self.started = False
+        self.bytes = 0
+        self._gone = asyncio.Event()
+        # The request body has been read to its end, so the next ASGI message can only be
+        # http.disconnect: a task waits for it while we sleep and send.
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self.wire.receive()
+            if message.get("type") == "http.disconnect":
+                self._gone.set()
+                return
+
+    @property
+    def gone(self) -> bool:
+        return self._gone.is_set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Waits; False as soon as the client disconnects."""
+        if seconds > 0 and not self._gone.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gone.wait(), seconds)
+        return not self._gone.is_set()
+
+    async def start(self, content_length: int | None) -> None:
+        """Sends the status line and headers; without a Content-Length HTTP/1.1 uses chunked coding."""
+        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in self.reply.headers]
+        headers = [(n, v) for n, v in headers if n != b"content-length"]
+        if content_length is not None:
+            headers.append((b"content-length", str(content_length).encode()))
+        await self.wire.send({"type": "http.response.start", "status": self.reply.status, "headers": headers})
+        self.started = True
+
+    async def body(self, data: bytes) -> None:
+        if data:
+            await self.wire.send({"type": "http.response.body", "body": data, "more_body": True})
+            self.bytes += len(data)
+
+    async def send_body(self, data: bytes, dribble: Dribble | None) -> bool:
+        """Sends body bytes, slowly when dribbled; False when the client left on the way."""
+        if dribble is None:
+            await self.body(data)
+            return not self.gone
+        pause, parts = dribble.pieces(data)
+        for part in parts:
+            if not await self.sleep(pause):
+                return False
+            await self.body(part)
+        return not self.gone
+
+    async def end(self) -> None:
+        await self.wire.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def connection(self) -> Connection:
+        return self.wire.connection()
+
+    def close(self) -> None:
+        """Stops the watcher and leaves the journal's view of the reply: what was actually sent."""
+        self._watcher.cancel()
+        self.reply.notes["body_bytes_sent"] = self.bytes
+        if not self.started:  # no status line left: the journal records status 0 and no headers
+            self.reply.status = 0
+            self.reply.headers = []

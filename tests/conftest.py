@@ -1,0 +1,54 @@
+"""Shared fixtures: a real daemon per test process on free loopback ports, a gRPC stub and an HTTP client."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+
+from simulatord.v1 import simulator_service_pb2 as pb
+from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
+from simulatord_client.embedded import EmbeddedDaemon
+
+_tenant_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def daemon() -> Iterator[EmbeddedDaemon]:
+    with EmbeddedDaemon() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def channel(daemon: EmbeddedDaemon) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(daemon.grpc_address) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def control(channel: grpc.Channel) -> pb_grpc.SimulatorServiceStub:
+    return pb_grpc.SimulatorServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant of its own for each test, so tests never see each other's sessions."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"t-{worker}-{os.getpid()}-{next(_tenant_numbers)}"
+
+
+@pytest.fixture
+def session(control: pb_grpc.SimulatorServiceStub, tenant: str) -> Iterator[pb.CreateSessionResponse]:
+    created = control.CreateSession(pb.CreateSessionRequest(parent=f"tenants/{tenant}"))
+    yield created
+    control.DeleteSession(pb.DeleteSessionRequest(name=created.session.name, allow_missing=True))

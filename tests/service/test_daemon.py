@@ -1,0 +1,158 @@
+"""The daemon process: health, reflection, graceful SIGTERM, templates, CLI, and hostile HTTP that must not hurt it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from simulatord.v1 import simulator_service_pb2 as pb
+from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
+from simulatord_client.embedded import DaemonError, EmbeddedDaemon
+from tests.helpers import stub
+
+
+def test_health_and_reflection(daemon: EmbeddedDaemon, channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "simulatord.v1.SimulatorService"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    database = ProtoReflectionDescriptorDatabase(channel)
+    assert "simulatord.v1.SimulatorService" in set(database.get_services())
+    described = database.FindFileContainingSymbol("simulatord.v1.SimulatorService")
+    assert described.package == "simulatord.v1"
+
+
+def test_sigterm_stops_gracefully_and_ends_watchers() -> None:
+    daemon = EmbeddedDaemon().start()
+    with grpc.insecure_channel(daemon.grpc_address) as channel:
+        control = pb_grpc.SimulatorServiceStub(channel)
+        created = control.CreateSession(pb.CreateSessionRequest(parent="tenants/stop"))
+        stream = control.WatchExchanges(pb.WatchExchangesRequest(parent=created.session.name))
+        ended: list[grpc.StatusCode] = []
+
+        def consume() -> None:
+            for _ in stream:
+                pass
+            ended.append(stream.code())
+
+        reader = threading.Thread(target=consume)
+        reader.start()
+        assert daemon.stop() == 0
+        reader.join(5)
+        assert ended == [grpc.StatusCode.OK]
+
+
+def test_malformed_http_and_oversize_bodies_do_not_hurt_anyone(tmp_path: Path) -> None:
+    with EmbeddedDaemon(["--max-body-bytes", "1000"]) as daemon, grpc.insecure_channel(daemon.grpc_address) as channel:
+        control = pb_grpc.SimulatorServiceStub(channel)
+        victim = control.CreateSession(pb.CreateSessionRequest(parent="tenants/victim", stubs=[stub(text="fine")]))
+        attacker = control.CreateSession(pb.CreateSessionRequest(parent="tenants/attacker"))
+        host, port = daemon.http_url.removeprefix("http://").split(":")
+        for garbage in (
+            b"\x00\x01\x02 garbage\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+            b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost",
+        ):
+            with socket.create_connection((host, int(port)), timeout=5) as raw:
+                raw.sendall(garbage)
+                raw.shutdown(socket.SHUT_WR)
+                with contextlib.suppress(OSError):  # a reset is an acceptable answer to garbage
+                    raw.recv(65536)
+        big = httpx.post(attacker.session.base_url + "/upload", content=b"x" * 5000)
+        assert big.status_code == 413 and big.json()["reason"] == "BODY_TOO_LARGE"
+        recorded = control.ListExchanges(pb.ListExchangesRequest(parent=attacker.session.name)).exchanges
+        assert [(e.request.path, e.response.status) for e in recorded] == [("/upload", 413)]
+        assert httpx.get(victim.session.base_url + "/hello").text == "fine"
+        assert len(control.ListExchanges(pb.ListExchangesRequest(parent=victim.session.name)).exchanges) == 1
+
+
+def test_templates_are_loaded_and_checked_at_start_up(tmp_path: Path) -> None:
+    (tmp_path / "payments.json").write_text(
+        json.dumps(
+            {
+                "session": {"labels": {"from": "template"}},
+                "stubs": [
+                    {
+                        "request": {"method": "GET", "path": {"exact": "/v1/balance"}},
+                        "responses": [{"status": 200, "bodyJson": {"available": 100}}],
+                    }
+                ],
+            }
+        )
+    )
+    (tmp_path / "weather.yaml").write_text(
+        "stubs:\n  - request: {path: {template: '/forecast/{city}'}}\n    responses: [{bodyText: sunny}]\n"
+    )
+    with EmbeddedDaemon(["--templates", str(tmp_path)]) as daemon, grpc.insecure_channel(daemon.grpc_address) as ch:
+        control = pb_grpc.SimulatorServiceStub(ch)
+        created = control.CreateSession(
+            pb.CreateSessionRequest(
+                parent="tenants/tpl", template="payments", stubs=[stub(path="/extra", text="extra")]
+            )
+        )
+        assert created.session.labels == {"from": "template"} and created.session.stub_count == 2
+        assert httpx.get(created.session.base_url + "/v1/balance").json() == {"available": 100}
+        assert httpx.get(created.session.base_url + "/extra").text == "extra"
+        weather = control.CreateSession(pb.CreateSessionRequest(parent="tenants/tpl", template="weather"))
+        assert httpx.get(weather.session.base_url + "/forecast/oslo").text == "sunny"
+    (tmp_path / "broken.json").write_text(json.dumps({"stubs": [{"request": {"path": {"regex": "("}}}]}))
+    with pytest.raises(DaemonError, match=r"cannot start: .*broken\.json: .*request.path.regex: invalid regex"):
+        EmbeddedDaemon(["--templates", str(tmp_path)], startup_timeout=15).start()
+
+
+def test_cli_health_sessions_and_watch(
+    daemon: EmbeddedDaemon, control: pb_grpc.SimulatorServiceStub, http: httpx.Client
+) -> None:
+    run = [sys.executable, "-m", "simulatord"]
+    ok = subprocess.run([*run, "health", "--address", daemon.grpc_address], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0 and "SERVING" in ok.stdout
+    down = subprocess.run(
+        [*run, "health", "--address", "127.0.0.1:1", "--timeout", "0.5"], capture_output=True, timeout=30
+    )
+    assert down.returncode == 1
+    created = control.CreateSession(pb.CreateSessionRequest(parent="tenants/cli", stubs=[stub()]))
+    http.get(created.session.base_url + "/hello")
+    http.get(created.session.base_url + "/missing")
+    listed = subprocess.run(
+        [*run, "sessions", "list", "--address", daemon.grpc_address, "--tenant", "cli"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert created.session.name in listed.stdout and created.session.base_url in listed.stdout
+    watch = subprocess.Popen(
+        [
+            *run,
+            "exchanges",
+            "watch",
+            "--address",
+            daemon.grpc_address,
+            "--session",
+            created.session.name,
+            "--from-start",
+            "--color",
+            "never",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert watch.stdout is not None
+    lines = [watch.stdout.readline() for _ in range(2)]
+    lines.append(watch.stdout.readline())  # the near-miss line of the unmatched request
+    control.DeleteSession(pb.DeleteSessionRequest(name=created.session.name))
+    assert watch.wait(10) == 0
+    assert "GET     /hello -> 200" in lines[0]
+    assert "GET     /missing -> 404" in lines[1] and "UNMATCHED" in lines[1]
+    assert "near miss" in lines[2] and "path: expected exact '/hello'" in lines[2]
