@@ -1,5 +1,200 @@
-"""Python client for simulatord: sessions as context managers, stub builders, and a pytest plugin."""
+"""Python client for simulatord: sessions as context managers, stub builders, and a pytest plugin.
 
-from simulatord_client.embedded import EmbeddedDaemon
+Example::
 
-__all__ = ["EmbeddedDaemon"]
+    import httpx
+    from simulatord_client import Simulator, contains
+
+    with Simulator("127.0.0.1:50051") as sim, sim.session(tenant="checkout") as s:
+        s.stub("GET", "/users/{id}", headers={"accept": contains("json")}, json={"id": 7})
+        httpx.get(f"{s.url}/users/7", headers={"accept": "application/json"})
+        s.wait_for(path="/users/7")
+        s.verify()
+"""
+
+# Names resolve on first use (PEP 562): the pytest plugin imports this package in every pytest run,
+# and runs that never touch the client should not pay for grpc and the generated messages.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from simulatord_client._base import StubRef
+    from simulatord_client.aio import AsyncExchangeStream, AsyncSession, AsyncSimulator
+    from simulatord_client.builders import (
+        ExpectLike,
+        MatchOptions,
+        ReplyOptions,
+        ResponseLike,
+        ResponseOptions,
+        StubBuilder,
+        StubLike,
+        StubOptions,
+        StubSettings,
+        absent,
+        all_of,
+        any_of,
+        at_least,
+        at_most,
+        between,
+        body_contains,
+        body_equals,
+        body_regex,
+        contains,
+        equals,
+        exactly,
+        json_equals,
+        json_path,
+        json_subset,
+        json_value,
+        match,
+        never,
+        none_of,
+        prefix,
+        present,
+        regex,
+        response,
+        stub,
+        when,
+    )
+    from simulatord_client.client import ExchangeStream, Session, Simulator
+    from simulatord_client.embedded import EmbeddedDaemon
+    from simulatord_client.errors import (
+        AlreadyExistsError,
+        FailedPreconditionError,
+        FieldViolation,
+        InternalError,
+        InvalidArgumentError,
+        NotFoundError,
+        ResourceExhaustedError,
+        SimulatorError,
+        UnavailableError,
+    )
+    from simulatord_client.records import Headers, Request
+
+_EXPORTS = {
+    "AlreadyExistsError": "simulatord_client.errors",
+    "AsyncExchangeStream": "simulatord_client.aio",
+    "AsyncSession": "simulatord_client.aio",
+    "AsyncSimulator": "simulatord_client.aio",
+    "EmbeddedDaemon": "simulatord_client.embedded",
+    "ExchangeStream": "simulatord_client.client",
+    "ExpectLike": "simulatord_client.builders",
+    "FailedPreconditionError": "simulatord_client.errors",
+    "FieldViolation": "simulatord_client.errors",
+    "Headers": "simulatord_client.records",
+    "InternalError": "simulatord_client.errors",
+    "InvalidArgumentError": "simulatord_client.errors",
+    "MatchOptions": "simulatord_client.builders",
+    "NotFoundError": "simulatord_client.errors",
+    "ReplyOptions": "simulatord_client.builders",
+    "Request": "simulatord_client.records",
+    "ResourceExhaustedError": "simulatord_client.errors",
+    "ResponseLike": "simulatord_client.builders",
+    "ResponseOptions": "simulatord_client.builders",
+    "Session": "simulatord_client.client",
+    "Simulator": "simulatord_client.client",
+    "SimulatorError": "simulatord_client.errors",
+    "StubBuilder": "simulatord_client.builders",
+    "StubLike": "simulatord_client.builders",
+    "StubOptions": "simulatord_client.builders",
+    "StubRef": "simulatord_client._base",
+    "StubSettings": "simulatord_client.builders",
+    "UnavailableError": "simulatord_client.errors",
+    "absent": "simulatord_client.builders",
+    "all_of": "simulatord_client.builders",
+    "any_of": "simulatord_client.builders",
+    "at_least": "simulatord_client.builders",
+    "at_most": "simulatord_client.builders",
+    "between": "simulatord_client.builders",
+    "body_contains": "simulatord_client.builders",
+    "body_equals": "simulatord_client.builders",
+    "body_regex": "simulatord_client.builders",
+    "contains": "simulatord_client.builders",
+    "equals": "simulatord_client.builders",
+    "exactly": "simulatord_client.builders",
+    "json_equals": "simulatord_client.builders",
+    "json_path": "simulatord_client.builders",
+    "json_subset": "simulatord_client.builders",
+    "json_value": "simulatord_client.builders",
+    "match": "simulatord_client.builders",
+    "never": "simulatord_client.builders",
+    "none_of": "simulatord_client.builders",
+    "prefix": "simulatord_client.builders",
+    "present": "simulatord_client.builders",
+    "regex": "simulatord_client.builders",
+    "response": "simulatord_client.builders",
+    "stub": "simulatord_client.builders",
+    "when": "simulatord_client.builders",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simulatord_client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = [
+    "AlreadyExistsError",
+    "AsyncExchangeStream",
+    "AsyncSession",
+    "AsyncSimulator",
+    "EmbeddedDaemon",
+    "ExchangeStream",
+    "ExpectLike",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "Headers",
+    "InternalError",
+    "InvalidArgumentError",
+    "MatchOptions",
+    "NotFoundError",
+    "ReplyOptions",
+    "Request",
+    "ResourceExhaustedError",
+    "ResponseLike",
+    "ResponseOptions",
+    "Session",
+    "Simulator",
+    "SimulatorError",
+    "StubBuilder",
+    "StubLike",
+    "StubOptions",
+    "StubRef",
+    "StubSettings",
+    "UnavailableError",
+    "absent",
+    "all_of",
+    "any_of",
+    "at_least",
+    "at_most",
+    "between",
+    "body_contains",
+    "body_equals",
+    "body_regex",
+    "contains",
+    "equals",
+    "exactly",
+    "json_equals",
+    "json_path",
+    "json_subset",
+    "json_value",
+    "match",
+    "never",
+    "none_of",
+    "prefix",
+    "present",
+    "regex",
+    "response",
+    "stub",
+    "when",
+]

@@ -1,0 +1,172 @@
+"""The pytest plugin (entry point `simulatord`): a daemon per test run or worker, and a fresh session per test.
+
+Fixtures:
+
+- `simulatord_address` (session scope): the gRPC address in use - `--simulatord-address` or
+  `SIMULATORD_ADDRESS` when given, else an `EmbeddedDaemon` started once per process (per xdist worker).
+- `simulator` (session scope): a `Simulator` on that address.
+- `sim_session`: a new `Session` per test in this run's tenant, deleted afterwards; verified at teardown
+  with `@pytest.mark.simulatord(verify=True)` or `--simulatord-verify` (only when the test passed).
+- `mock_http_server`: a `MockHttpServer` over `sim_session`, for suites written against a mock server.
+
+Example::
+
+    def test_profile(sim_session):
+        sim_session.stub("GET", "/users/{id}", json={"name": "Ada"})
+        assert httpx.get(f"{sim_session.url}/users/1").json() == {"name": "Ada"}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from simulatord_client.embedded import EmbeddedDaemon
+
+if TYPE_CHECKING:
+    from simulatord_client.client import Session, Simulator
+    from simulatord_client.migration import MockHttpServer
+
+# grpc and the generated messages are imported inside the fixtures: every pytest run in an environment
+# with simulatord installed loads this plugin, and runs that never ask for a fixture should not pay for them.
+
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+_TENANT = pytest.StashKey[str]()
+_MARKER_KEYS = {"verify", "tenant", "ttl", "labels", "stubs", "unmatched_status", "template"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("simulatord", "simulatord API simulator")
+    group.addoption(
+        "--simulatord-address",
+        default=None,
+        help="gRPC address of a running simulatord (default: $SIMULATORD_ADDRESS, else start one per process)",
+    )
+    group.addoption(
+        "--simulatord-verify",
+        action="store_true",
+        default=False,
+        help="verify every sim_session at teardown (unused stubs, unmet counts, unmatched requests)",
+    )
+    group.addoption(
+        "--simulatord-tenant",
+        default=None,
+        help="tenant for sim_session (default: pytest-{run id}-{xdist worker})",
+    )
+    group.addoption(
+        "--simulatord-daemon-args",
+        default="",
+        help="extra `simulatord serve` flags for the daemon this plugin starts, e.g. '--default-ttl 60'",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "simulatord(verify=False, tenant=None, ttl=None, labels=None, stubs=None, unmatched_status=0, template=''):"
+        " settings of this test's sim_session",
+    )
+    config.stash[_TENANT] = config.getoption("simulatord_tenant") or _run_tenant()
+
+
+def _run_tenant() -> str:
+    # xdist gives every worker of one run the same TESTRUNUID: one tenant per worker per run keeps
+    # `simulatord sessions list --tenant` readable and runs sharing a daemon apart.
+    run = re.sub(r"[^a-z0-9]", "", os.environ.get("PYTEST_XDIST_TESTRUNUID", "").lower())[:8] or secrets.token_hex(4)
+    worker = re.sub(r"[^a-z0-9]", "", os.environ.get("PYTEST_XDIST_WORKER", "main").lower()) or "main"
+    return f"pytest-{run}-{worker}"
+
+
+def _session_id(test_name: str) -> str:
+    # Readable ids (`test-login-fails-3fa2c1`) make a leftover session easy to trace back to its test.
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:48].strip("-") or "test"
+    return f"{slug}-{secrets.token_hex(3)}"
+
+
+def _label(text: str) -> str:
+    # Label values are at most 63 of A-Z a-z 0-9 _ . / - so that selectors can always express them.
+    return re.sub(r"[^A-Za-z0-9_./-]", "_", text)[:63]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report  # teardown verifies only tests that passed
+    return report
+
+
+@pytest.fixture(scope="session")
+def simulatord_address(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The gRPC address of the daemon used by this test process (started here unless one was given)."""
+    address = request.config.getoption("simulatord_address") or os.environ.get("SIMULATORD_ADDRESS")
+    if address:
+        yield address
+        return
+    daemon = EmbeddedDaemon(shlex.split(request.config.getoption("simulatord_daemon_args") or "")).start()
+    try:
+        yield daemon.grpc_address
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def simulator(simulatord_address: str) -> Iterator[Simulator]:
+    """A `Simulator` connected to the daemon of this test process."""
+    from simulatord_client.client import Simulator
+
+    with Simulator(simulatord_address) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim_session(request: pytest.FixtureRequest, simulator: Simulator) -> Iterator[Session]:
+    """A fresh isolated session for this test, deleted afterwards.
+
+    Configure with `@pytest.mark.simulatord(verify=True, ttl=..., labels={...}, stubs=[...])`.
+    """
+    marker = request.node.get_closest_marker("simulatord")
+    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    unknown = set(options) - _MARKER_KEYS
+    if unknown:
+        raise pytest.UsageError(f"unknown simulatord marker option(s): {', '.join(sorted(unknown))}")
+    from simulatord_client._base import DEFAULT_TTL
+
+    labels = {"pytest-test": _label(request.node.name), **options.get("labels", {})}
+    session = simulator.session(
+        options.get("tenant") or request.config.stash[_TENANT],
+        session_id=_session_id(request.node.name),
+        labels=labels,
+        ttl=options.get("ttl", DEFAULT_TTL),
+        stubs=options.get("stubs", ()),
+        unmatched_status=options.get("unmatched_status", 0),
+        template=options.get("template", ""),
+    )
+    session.open()
+    failed = True
+    try:
+        yield session
+        failed = False
+        report = request.node.stash.get(_CALL_REPORT, None)
+        verify = options.get("verify", request.config.getoption("simulatord_verify"))
+        if verify and report is not None and report.passed:
+            session.verify()
+    finally:
+        # After a failure the test's own error matters; a failing delete must not bury it.
+        session.close(quiet=failed)
+
+
+@pytest.fixture
+def mock_http_server(sim_session: Session) -> MockHttpServer:
+    """A mock HTTP server (`.url`, `.register()`, `.get_requests()`, ...) backed by `sim_session`."""
+    from simulatord_client.migration import MockHttpServer
+
+    return MockHttpServer(sim_session)
