@@ -24,12 +24,17 @@ def generate(out: Path) -> None:
     sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / PACKAGE).glob("*.proto"))
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc",
-            f"-I{PROTOS}", f"-I{include}",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTOS}",
+            f"-I{include}",
             f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
             f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
-            f"--python_out={out}", f"--grpc_python_out={out}",
-            f"--mypy_out={out}", f"--mypy_grpc_out={out}",
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
+            f"--mypy_out={out}",
+            f"--mypy_grpc_out={out}",
             *sources,
         ],
         check=True,
@@ -47,8 +52,13 @@ def main() -> int:
         fresh, current = out / PACKAGE, ROOT / PACKAGE
         if args.check:
             names = sorted({p.name for p in fresh.iterdir()} | {p.name for p in current.glob("*") if p.is_file()})
-            stale = [n for n in names if not (fresh / n).exists() or not (current / n).exists()
-                     or not filecmp.cmp(fresh / n, current / n, shallow=False)]
+            stale = [
+                n
+                for n in names
+                if not (fresh / n).exists()
+                or not (current / n).exists()
+                or not filecmp.cmp(fresh / n, current / n, shallow=False)
+            ]
             if stale:
                 print(f"generated code is stale: {', '.join(stale)}; run python scripts/gen_protos.py")
                 return 1
