@@ -1,4 +1,4 @@
-"""Examples in docs/python-client.md marked `<!-- doctest: file.py -->` run as test files, so they cannot rot."""
+"""Examples in README.md and docs/python-client.md marked `<!-- doctest: file.py -->` run as test files."""
 
 from __future__ import annotations
 
@@ -9,18 +9,23 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "python-client.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = (ROOT / "README.md", ROOT / "docs" / "python-client.md")
 _BLOCK = re.compile(r"<!-- doctest: (\S+) -->\n```python\n(.*?)\n```", re.DOTALL)
 
 
-def test_the_doc_has_tested_examples() -> None:
-    assert [name for name, _ in _BLOCK.findall(DOC.read_text())] == ["test_quickstart.py", "test_migrated.py"]
+def _blocks() -> list[tuple[str, str]]:
+    return [block for doc in DOCS for block in _BLOCK.findall(doc.read_text())]
+
+
+def test_the_docs_have_tested_examples() -> None:
+    assert [name for name, _ in _blocks()] == ["test_readme_example.py", "test_quickstart.py", "test_migrated.py"]
 
 
 def test_doc_examples_pass(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, simulatord_address: str) -> None:
     monkeypatch.setenv("SIMULATORD_ADDRESS", simulatord_address)  # the outer run's daemon: no start-up here
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    blocks = _BLOCK.findall(DOC.read_text())
+    blocks = _blocks()
     pytester.makepyfile(**{name.removesuffix(".py"): code for name, code in blocks})
     # A subprocess, because an in-process run drops the modules it imported first from sys.modules.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

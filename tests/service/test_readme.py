@@ -65,3 +65,28 @@ def test_readme_grpcurl_examples_work() -> None:
         assert invoke(*calls[2])["exchange"]["request"]["path"] == "/v1/charges"
         assert invoke(*calls[3])["ok"] is True
         assert invoke(*calls[4]) == {}
+
+
+def test_readme_behaviours_example_works() -> None:
+    from simulatord_client import Simulator
+    from simulatord_client import behaviours as b
+
+    snippet = re.search(r"```python\nfrom simulatord_client import behaviours as b\n(.*?)```", README.read_text(), re.S)
+    assert snippet is not None
+    with EmbeddedDaemon() as daemon, Simulator(daemon.grpc_address) as sim, sim.session(tenant="readme") as s:
+        exec(snippet.group(1), {"b": b, "s": s})
+        assert [httpx.get(s.url + "/v1/usage").status_code for _ in range(2)] == [429, 200]
+        lines: list[str] = []
+        try:
+            with httpx.stream("POST", s.url + "/v1/chat/completions") as stream:
+                lines.extend(line for line in stream.iter_lines() if line)
+        except httpx.ReadError:
+            pass  # the stream is reset after two events, as the example says
+        assert lines == ['data: {"delta": "Hel"}', 'data: {"delta": "lo"}']
+        assert httpx.get(s.url + "/v1/flaky").json() == {"ok": 1}
+        try:
+            httpx.get(s.url + "/v1/flaky")
+            raise AssertionError("the second answer is a connection reset")
+        except httpx.ReadError:
+            pass
+        assert [r.status for r in s.requests()] == [429, 200, 200, 200, 0]
