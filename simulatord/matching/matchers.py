@@ -417,6 +417,24 @@ class RequestMatcher:
     def captures(self, request: HttpRequest) -> dict[str, str]:
         return self.path.captures(request.path) if self.path is not None else {}
 
+    def index_key(self) -> tuple[str, str] | None:
+        """(method or "", exact path) when every match needs that exact path; None when no such key exists.
+
+        Sessions bucket stubs by it, so a request only tries stubs that could match it. The method and path
+        tests are top-level conjuncts here, so a request with another path (or method) can never match.
+        """
+        method, path = "", None
+        for t in self.tests:
+            if isinstance(t, MethodTest):
+                if method and method != t.method:
+                    return None  # two different methods: unsatisfiable; leave it to the linear scan
+                method = t.method
+            elif isinstance(t, PathTest) and t.kind == "exact":
+                if path is not None and path != t.operand:
+                    return None
+                path = t.operand
+        return None if path is None else (method, path)
+
 
 def _prefixed(prefix: str, mismatches: Sequence[Mismatch]) -> list[Mismatch]:
     return [Mismatch(f"{prefix}.{m.field}", m.expected, m.actual) for m in mismatches]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,6 +49,11 @@ class Session:
     # WebSocket stubs are tried apart, so plain HTTP requests never look at them (and vice versa).
     _ws_ordered: tuple[Stub, ...] = field(default=(), init=False)
     _all: tuple[Stub, ...] = field(default=(), init=False)
+    # The HTTP stubs a request with a given (method, path) can match, in trial order: the stubs bucketed under
+    # that exact method and path or under that path with any method, merged with every stub that has no such
+    # key. ("", path) holds the any-method list. A request whose key is in neither tries `_unkeyed` alone.
+    _by_key: dict[tuple[str, str], tuple[Stub, ...]] = field(default_factory=dict, init=False)
+    _unkeyed: tuple[Stub, ...] = field(default=(), init=False)
     buckets: Buckets = field(default_factory=Buckets, init=False)  # rate-limit token buckets
     connections: Connections = field(default_factory=Connections, init=False)  # open WebSockets
     _next_order: int = field(default=0, init=False)
@@ -68,6 +74,39 @@ class Session:
         self._all = tuple(sorted(self._stubs.values(), key=lambda s: (-s.priority, -s.order)))
         self._ordered = tuple(s for s in self._all if s.websocket is None)
         self._ws_ordered = tuple(s for s in self._all if s.websocket is not None)
+        self._index()
+
+    def _index(self) -> None:
+        """Rebuilds the per-(method, path) candidate lists; runs when stubs change, never per request."""
+        buckets: dict[tuple[str, str], list[Stub]] = {}
+        unkeyed: list[Stub] = []
+        for stub in self._ordered:  # already in trial order, so every bucket is too
+            key = stub.matcher.index_key()
+            if key is None:
+                unkeyed.append(stub)
+            else:
+                buckets.setdefault(key, []).append(stub)
+
+        def trial_order(stub: Stub) -> tuple[int, int]:
+            return (-stub.priority, -stub.order)
+
+        by_key: dict[tuple[str, str], tuple[Stub, ...]] = {}
+        for (method, path), stubs in buckets.items():
+            any_method = buckets.get(("", path), []) if method else []
+            by_key[(method, path)] = tuple(heapq.merge(stubs, any_method, unkeyed, key=trial_order))
+        self._by_key = by_key
+        self._unkeyed = tuple(unkeyed)
+
+    def candidates(self, request: HttpRequest) -> tuple[Stub, ...]:
+        """The HTTP stubs that could match `request`, in trial order; the others cannot match it."""
+        by_key = self._by_key
+        if not by_key:
+            return self._unkeyed
+        path = request.path
+        found = by_key.get((request.method, path))
+        if found is None:
+            found = by_key.get(("", path), self._unkeyed)
+        return found
 
     def add_stubs(self, stubs: Iterable[Stub]) -> None:
         """Adds stubs all or nothing: a duplicate id rejects the whole batch."""
@@ -131,8 +170,9 @@ class Session:
 
     def select(self, request: HttpRequest, websocket: bool = False) -> Selection:
         """Picks the first available stub that matches and advances it; otherwise explains the nearest misses."""
-        candidates = self._ws_ordered if websocket else self._ordered
-        for stub in candidates:
+        everyone = self._ws_ordered if websocket else self._ordered
+        # Only the stubs that could match are tried; the skipped ones would fail `matches` with no side effect.
+        for stub in everyone if websocket else self.candidates(request):
             if stub.required_state and stub.required_state != self.state_of(stub.scenario):
                 continue
             if stub.exhausted or not stub.matcher.matches(request):
@@ -149,9 +189,10 @@ class Session:
             if stub.next_state:
                 self.set_state(stub.scenario, stub.next_state)
             return Selection(stub, response, stub.matcher.captures(request), rate=rate)
-        by_name = {s.name: s for s in candidates}
+        # Near misses are ranked over every stub, indexed away or not: the nearest may have another path.
+        by_name = {s.name: s for s in everyone}
         ranked = nearest(
-            [(s.name, s.matcher) for s in candidates],
+            [(s.name, s.matcher) for s in everyone],
             request,
             MAX_NEAR_MISSES,
             extra=lambda name: self._state_mismatch(by_name[name]),
