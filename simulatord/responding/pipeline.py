@@ -25,7 +25,14 @@ class Plan:
 
 
 def render(spec: ResponseSpec) -> Reply:
-    return Reply(spec.status, list(spec.headers), spec.body, delay=spec.delay, shaping=spec.shaping)
+    return Reply(
+        spec.status,
+        list(spec.headers),
+        spec.body,
+        delay=spec.delay,
+        shaping=spec.shaping,
+        wire_headers=spec.wire_headers,
+    )
 
 
 def render_miss(session: Session, request: HttpRequest, misses: tuple[NearMiss, ...]) -> Reply:
@@ -66,6 +73,8 @@ async def run(session: Session, request: HttpRequest) -> Plan:
     else:
         spec = selection.response
         reply = render(spec)
+        if spec.template is not None or selection.rate is not None:
+            reply.wire_headers = None  # rewritten below: the spec's encoding no longer describes the reply
         if spec.template is not None:  # only templated responses pay for rendering
             reply = spec.template.render_reply(
                 reply,

@@ -22,6 +22,20 @@ class ResponseSpec:
     template: Any = None
     # A delivery.Shaping (timing, fault, stream) when delivery is programmed; None keeps the plain path free.
     shaping: Any = None
+    # The headers as the ASGI server takes them (lower-case latin-1 bytes, Content-Length added), encoded once
+    # here so that a plain reply costs no encoding per request.
+    wire_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire_headers", encode_headers(self.headers, self.body))
+
+
+def encode_headers(headers: Sequence[tuple[str, str]], body: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """ASGI response headers for a complete (not streamed) body, with Content-Length unless one is set."""
+    encoded = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    if not any(n == b"content-length" for n, _ in encoded):
+        encoded.append((b"content-length", str(len(body)).encode()))
+    return tuple(encoded)
 
 
 @dataclass
@@ -36,6 +50,9 @@ class Reply:
     delay: float = 0.0
     # The spec's delivery.Shaping: set, the edge hands the reply to delivery.deliver instead of sending it plainly.
     shaping: Any = None
+    # The spec's pre-encoded headers, valid while `headers` and `body` are the spec's own; whatever rewrites
+    # either (templating, rate-limit headers) sets this to None and the edge encodes per request.
+    wire_headers: tuple[tuple[bytes, bytes], ...] | None = None
     # Filled in while sending, for the journal.
     events_sent: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
