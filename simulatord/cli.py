@@ -95,6 +95,13 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=env_default("loop", "asyncio"),
         help="event loop implementation [SIMULATORD_LOOP]",
     )
+    p.add_argument(
+        "--server",
+        choices=["hypercorn", "uvicorn"],
+        default=env_default("server", d.server),
+        help="ASGI server: hypercorn (HTTP/1.1, h2c, HTTP/2 over TLS) or uvicorn with httptools (HTTP/1.1 only, "
+        "faster; pip install 'simulatord[fast]') [SIMULATORD_SERVER]",
+    )
     p.add_argument("--log-level", default=env_default("log_level", d.log_level), help="[SIMULATORD_LOG_LEVEL]")
 
 
@@ -146,6 +153,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=Path(args.tls_key) if args.tls_key else None,
         journal_max_exchanges=args.journal_max_exchanges,
         journal_max_bytes=args.journal_max_bytes,
+        server=args.server,
     )
     runner = asyncio.run
     if args.loop == "uvloop":

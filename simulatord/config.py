@@ -26,6 +26,7 @@ class Settings:
     journal_max_body_bytes: int = 1024 * 1024
     sweep_interval: float = 1.0
     log_level: str = "WARNING"
+    server: str = "hypercorn"  # or "uvicorn" (the `fast` extra): HTTP/1.1 and WebSockets only
 
 
 ENV_PREFIX = "SIMULATORD_"

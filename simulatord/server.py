@@ -1,4 +1,4 @@
-"""Runs the daemon: hypercorn serving the Quart app and a grpc.aio server, in one process and one event loop."""
+"""Runs the daemon: an ASGI server (hypercorn, or uvicorn) serving the app and a grpc.aio server, in one event loop."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config as HypercornConfig
 
 from simulatord.config import Settings
 from simulatord.control.servicer import SimulatorServicer
@@ -89,15 +88,6 @@ async def run(
     await grpc_server.start()
 
     app = create_app(simulator, settings.host_suffix, settings.max_body_bytes, settings.max_stream_seconds)
-    config = HypercornConfig()
-    config.bind = [f"fd://{http_sock.fileno()}"]
-    config.accesslog = None
-    config.errorlog = log
-    config.graceful_timeout = 2.0
-    config.keep_alive_timeout = 75.0
-    if settings.tls_cert:  # hypercorn then serves the bound socket over TLS and offers h2 and http/1.1 by ALPN
-        config.certfile = str(settings.tls_cert)
-        config.keyfile = str(settings.tls_key) if settings.tls_key else None
     serving = asyncio.Event()
 
     @app.before_serving
@@ -109,7 +99,8 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    http_task = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))
+    serve_http = _uvicorn if settings.server == "uvicorn" else _hypercorn
+    http_task = asyncio.create_task(serve_http(app, http_sock, settings, stop))
     sweeper = asyncio.create_task(_sweep(simulator, settings.sweep_interval))
     await asyncio.wait([asyncio.create_task(serving.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
     if http_task.done():
@@ -128,6 +119,66 @@ async def run(
         await http_task
     with contextlib.suppress(OSError):  # hypercorn may have closed the descriptor it was given
         http_sock.close()
+
+
+async def _hypercorn(app: Any, sock: socket.socket, settings: Settings, stop: asyncio.Event) -> None:
+    # Imported here: only the chosen server's modules are loaded, which keeps start-up short.
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = log
+    config.graceful_timeout = 2.0
+    config.keep_alive_timeout = 75.0
+    if settings.tls_cert:  # hypercorn then serves the bound socket over TLS and offers h2 and http/1.1 by ALPN
+        config.certfile = str(settings.tls_cert)
+        config.keyfile = str(settings.tls_key) if settings.tls_key else None
+    await serve(app, config, shutdown_trigger=stop.wait)
+
+
+async def _uvicorn(app: Any, sock: socket.socket, settings: Settings, stop: asyncio.Event) -> None:
+    """uvicorn with httptools: HTTP/1.1 and WebSockets only, no HTTP/2 (h2c or by ALPN over TLS)."""
+    try:
+        import uvicorn
+    except ImportError as exc:  # an optional extra, like uvloop
+        raise OSError("--server uvicorn needs uvicorn and httptools: pip install 'simulatord[fast]'") from exc
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # The daemon owns SIGTERM/SIGINT and stops gRPC and HTTP together; uvicorn would take the
+            # signals over and re-raise them after its own shutdown.
+            yield
+
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        # Not wsproto: uvicorn's wsproto protocol drops the handshake headers (Sec-WebSocket-Protocol among
+        # them) from the scope, which stubs match and the journal records. websockets comes with the extra.
+        ws="websockets-sansio",
+        lifespan="on",
+        interface="asgi3",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,  # hypercorn does not rewrite the client from X-Forwarded-* either
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=2,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+    )
+    server = Server(config)
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    stopper = asyncio.create_task(stop_when_asked())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        stopper.cancel()
 
 
 async def _sweep(simulator: Simulator, interval: float) -> None:

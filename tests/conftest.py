@@ -13,13 +13,20 @@ import pytest
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from simulatord_client.embedded import EmbeddedDaemon
+from tests.helpers import SERVER
 
 _tenant_numbers = itertools.count(1)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Every daemon a test starts, in a fixture or in its body, inherits this, so the whole suite runs on one
+    # server: SIMULATORD_TEST_SERVER=uvicorn pytest ... runs it on uvicorn.
+    os.environ["SIMULATORD_SERVER"] = SERVER
+
+
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[EmbeddedDaemon]:
-    with EmbeddedDaemon() as running:
+    with EmbeddedDaemon(server=SERVER) as running:
         yield running
 
 

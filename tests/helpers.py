@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import pytest
 from google.protobuf import json_format, struct_pb2
 
 from simulatord.v1 import stub_pb2
+
+# The ASGI server every daemon of this test run uses: SIMULATORD_TEST_SERVER=uvicorn runs the same tests on uvicorn.
+SERVER = os.environ.get("SIMULATORD_TEST_SERVER", "hypercorn")
+
+# uvicorn speaks HTTP/1.1 only: no h2c upgrade or prior knowledge, no h2 by ALPN over TLS.
+needs_http2 = pytest.mark.skipif(SERVER == "uvicorn", reason="uvicorn has no HTTP/2; HTTP/2 needs --server hypercorn")
 
 
 def value(obj: Any) -> struct_pb2.Value:

@@ -1,11 +1,12 @@
-"""The raw connection under an ASGI request, reached through hypercorn's objects, for faults ASGI cannot express.
+"""The raw connection under an ASGI request, reached through the server's objects, for faults ASGI cannot express.
 
-ASGI has no message for "reset the connection" or "write bytes that are not HTTP", and hypercorn puts
-neither the socket nor the transport in the scope. It does hand the application its HTTPStream's bound
+ASGI has no message for "reset the connection" or "write bytes that are not HTTP", and neither server puts
+the socket or the transport in the scope. hypercorn hands the application its HTTPStream's bound
 `app_send`, and from there the chain HTTPStream -> protocol (H11Protocol or H2Protocol) -> TCPServer ->
-StreamWriter -> transport is plain attributes (hypercorn 0.17-0.18). Only fault paths walk it; the
-service tests pin it down, and if a hypercorn upgrade breaks it the fault fails loudly instead of
-silently answering something else.
+StreamWriter -> transport is plain attributes (hypercorn 0.17-0.18). uvicorn hands it the bound `send` of
+its RequestResponseCycle, which holds the transport (uvicorn 0.30-0.54, httptools and h11 protocols).
+Only fault paths walk these; the service tests pin them down under both servers, and if an upgrade breaks
+one the fault fails loudly instead of silently answering something else.
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ _LINGER_ABORT = struct.pack("ii", 1, 0)
 class RawConnection:
     """One request's connection: raw writes, flush, orderly close and reset."""
 
-    def __init__(self, transport: Any, protocol: Any, stream_id: int) -> None:
+    def __init__(self, transport: Any, protocol: Any, stream_id: int, cycle: Any = None) -> None:
         self.transport = transport
         self.protocol = protocol
         self.stream_id = stream_id
+        self.cycle = cycle  # uvicorn's RequestResponseCycle; None under hypercorn
 
     @classmethod
     def of(cls, send: Callable[..., Awaitable[None]]) -> RawConnection:
+        owner = getattr(send, "__self__", None)
+        if owner is not None and hasattr(owner, "flow") and hasattr(owner, "transport"):  # uvicorn
+            return cls(owner.transport, None, 0, owner)
         try:
             stream = send.__self__  # type: ignore[attr-defined]  # hypercorn's HTTPStream
             protocol = stream.send.__self__  # H11Protocol or H2Protocol
@@ -63,7 +68,14 @@ class RawConnection:
                 break
             await asyncio.sleep(0.005)
 
+    def _abandon(self) -> None:
+        # uvicorn answers an application that returns without a complete response: a 500, or a close of its
+        # own. The connection is the fault's now, so tell the cycle the client is gone and it stays quiet.
+        if self.cycle is not None:
+            self.cycle.disconnected = True
+
     def close(self) -> None:
+        self._abandon()
         # FIN first: close() alone sends RST when bytes from the peer are still unread (RFC 1122 4.2.2.13),
         # which happens with HTTP/2, whose clients keep sending WINDOW_UPDATE and SETTINGS acknowledgements.
         if not self.transport.can_write_eof():  # TLS: close() sends close_notify, then closes
@@ -76,6 +88,7 @@ class RawConnection:
         asyncio.get_running_loop().call_later(_LINGER_SECONDS, self.transport.close)
 
     async def reset(self) -> None:
+        self._abandon()
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from simulatord.http_front import websocket
@@ -13,7 +13,7 @@ from simulatord.http_front.routing import Route, route
 from simulatord.matching.request import HttpRequest
 from simulatord.responding import pipeline
 from simulatord.responding.delivery import deliver
-from simulatord.responding.reply import Reply
+from simulatord.responding.reply import Reply, encode_headers
 from simulatord.sessions.service import Simulator
 from simulatord.sessions.session import Selection
 
@@ -73,6 +73,9 @@ class SimulatedTraffic:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "websocket":  # WebSocket upgrades addressed to a session go to WebSocket stubs
+                # uvicorn's websockets-sansio protocol keeps header names as the client cased them; routing,
+                # matching and the journal expect them lower case, as ASGI asks and hypercorn delivers them.
+                scope["headers"] = [(n.lower(), v) for n, v in scope["headers"]]
                 target = route(scope["path"], scope["headers"], self.host_suffix)
                 if target is not None:
                     await websocket.serve(self.simulator, target, scope, receive, send)
@@ -140,10 +143,14 @@ class SimulatedTraffic:
 
 async def _send(send: Send, reply: Reply) -> str:
     """Sends a reply; returns how it ended (complete or client_disconnected)."""
-    headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers]
     stream = reply.stream
-    if stream is None and not any(n == b"content-length" for n, _ in headers):
-        headers.append((b"content-length", str(len(reply.body)).encode()))
+    headers: Sequence[tuple[bytes, bytes]]
+    if reply.wire_headers is not None and stream is None:  # a plain reply: encoded once, when programmed
+        headers = reply.wire_headers
+    elif stream is None:
+        headers = encode_headers(reply.headers, reply.body)
+    else:
+        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers]
     try:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         if stream is None:

@@ -21,6 +21,7 @@ from simulatord.v1 import exchange_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from simulatord_client import behaviours as b
 from simulatord_client.embedded import EmbeddedDaemon
+from tests.helpers import needs_http2
 from tests.service.shaping_support import Control, program, shaping_control, shaping_daemon, stub
 
 __all__ = ["shaping_control", "shaping_daemon"]  # fixtures used by name below
@@ -35,6 +36,7 @@ def h2c() -> httpx.Client:
     return httpx.Client(http1=False, http2=True, timeout=5)
 
 
+@needs_http2
 def test_h2c_reaches_the_same_stubs_and_the_journal_says_2(shaping_control: Control) -> None:
     sim = program(shaping_control, stub("/hello", b.json({"hello": "h2"})))
     with h2c() as client:
@@ -47,6 +49,7 @@ def test_h2c_reaches_the_same_stubs_and_the_journal_says_2(shaping_control: Cont
     assert versions == ["2", "1.1"]
 
 
+@needs_http2
 def test_sse_over_h2c_aborted_after_3_events(shaping_control: Control) -> None:
     sim = program(shaping_control, stub("/sse", b.sse(["a", "b", "c", "d"], abort_after=3)))
     lines: list[str] = []
@@ -80,6 +83,7 @@ def _until(conn: h2.connection.H2Connection, sock: socket.socket, done: Callable
         sock.sendall(conn.data_to_send())
 
 
+@needs_http2
 def test_a_client_cancelling_its_h2_stream_is_a_disconnect(shaping_control: Control) -> None:
     """httpx never sends RST_STREAM (it just forgets a stream closed early), so this speaks h2 itself."""
     sim = program(
@@ -109,6 +113,7 @@ def test_a_client_cancelling_its_h2_stream_is_a_disconnect(shaping_control: Cont
         assert _until(conn, sock, lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == 3) == b"still here"
 
 
+@needs_http2
 @pytest.mark.parametrize(
     ("response", "error"),
     [
@@ -150,6 +155,7 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDae
         yield running
 
 
+@needs_http2
 def test_tls_negotiates_h2_by_alpn_and_keeps_http_1_1(tls_daemon: EmbeddedDaemon) -> None:
     assert tls_daemon.http_url.startswith("https://")
     with grpc.insecure_channel(tls_daemon.grpc_address) as channel:

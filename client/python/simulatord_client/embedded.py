@@ -21,8 +21,15 @@ class DaemonError(RuntimeError):
 class EmbeddedDaemon:
     """A daemon owned by this process: `with EmbeddedDaemon() as d: d.grpc_address, d.http_url`."""
 
-    def __init__(self, args: Sequence[str] = (), startup_timeout: float = 30.0, env: dict[str, str] | None = None):
-        self.args = list(args)
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        startup_timeout: float = 30.0,
+        env: dict[str, str] | None = None,
+        server: str | None = None,
+    ):
+        # server: "hypercorn" or "uvicorn"; None leaves it to SIMULATORD_SERVER, else the daemon's default.
+        self.args = [*(("--server", server) if server else ()), *args]
         self.startup_timeout = startup_timeout
         self.env = env
         self.process: subprocess.Popen[str] | None = None
