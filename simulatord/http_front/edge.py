@@ -133,7 +133,7 @@ class SimulatedTraffic:
             method=scope["method"],
             path=target.path,
             query_string=scope["query_string"].decode("latin-1"),
-            headers=tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]),
+            headers=tuple([(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]),
             body=body,
             receive_time=received,
             http_version=scope.get("http_version", "1.1"),

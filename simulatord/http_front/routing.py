@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from simulatord.names import SessionKey, valid_id
 
@@ -30,6 +31,12 @@ def _key_from_name(name: str) -> SessionKey | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _path_key(tenant: str, session: str) -> SessionKey | None:
+    # Every request of a session carries the same two ids: validate them once, not per request.
+    return SessionKey(tenant, session) if valid_id(tenant) and valid_id(session) else None
+
+
 def route(path: str, headers: list[tuple[bytes, bytes]], host_suffix: str) -> Route | None:
     """Reads the addressing of one request; None when it addresses no session at all."""
     host = b""
@@ -49,7 +56,7 @@ def route(path: str, headers: list[tuple[bytes, bytes]], host_suffix: str) -> Ro
                 return Route(SessionKey(labels[1], labels[0]), path, "host")
     if path.startswith(PREFIX):
         parts = path.split("/", 5)  # "", "tenants", t, "sessions", s, rest
-        if len(parts) >= 5 and parts[3] == "sessions" and valid_id(parts[2]) and valid_id(parts[4]):
+        if len(parts) >= 5 and parts[3] == "sessions" and (key := _path_key(parts[2], parts[4])) is not None:
             rest = "/" + parts[5] if len(parts) == 6 else "/"
-            return Route(SessionKey(parts[2], parts[4]), rest, "path_prefix")
+            return Route(key, rest, "path_prefix")
     return None

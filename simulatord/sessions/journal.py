@@ -60,9 +60,15 @@ _RECORD_OVERHEAD = 600
 
 def estimate_size(exchange: Exchange) -> int:
     req = exchange.request
-    headers = sum(len(n) + len(v) + 64 for n, v in req.headers)
-    headers += sum(len(n) + len(v) + 64 for n, v in exchange.response_headers)
-    misses = sum(200 + 120 * len(m.mismatches) for m in exchange.near_misses)
+    # Plain loops: this runs for every recorded request, and generator sums cost twice as much here.
+    headers = 64 * (len(req.headers) + len(exchange.response_headers))
+    for n, v in req.headers:
+        headers += len(n) + len(v)
+    for n, v in exchange.response_headers:
+        headers += len(n) + len(v)
+    misses = 0
+    for m in exchange.near_misses:
+        misses += 200 + 120 * len(m.mismatches)
     frame = exchange.frame
     payload = 0 if frame is None else len(frame.text or "") + len(frame.binary or b"") + len(frame.close_reason)
     return _RECORD_OVERHEAD + len(req.path) + len(req.query_string) + len(req.body) + headers + misses + payload
