@@ -14,6 +14,7 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from simulatord.v1 import simulator_service_pb2 as pb
@@ -28,9 +29,24 @@ def test_health_and_reflection(daemon: EmbeddedDaemon, channel: grpc.Channel) ->
         reply = health.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     database = ProtoReflectionDescriptorDatabase(channel)
-    assert "simulatord.v1.SimulatorService" in set(database.get_services())
+    services = set(database.get_services())
+    assert {"simulatord.v1.SimulatorService", "grpc.health.v1.Health", reflection.SERVICE_NAME} <= services
     described = database.FindFileContainingSymbol("simulatord.v1.SimulatorService")
     assert described.package == "simulatord.v1"
+
+
+def test_own_pages_answer_and_sessions_are_served_before_and_after_them() -> None:
+    # A daemon of its own: the Quart app behind its own pages is loaded by the first request that needs it.
+    with EmbeddedDaemon() as daemon, grpc.insecure_channel(daemon.grpc_address) as channel:
+        control = pb_grpc.SimulatorServiceStub(channel)
+        created = control.CreateSession(pb.CreateSessionRequest(parent="tenants/pages", stubs=[stub(text="fine")]))
+        assert httpx.get(created.session.base_url + "/hello").text == "fine"
+        index = httpx.get(daemon.http_url + "/")
+        assert index.status_code == 200
+        assert index.json()["service"] == "simulatord" and index.json()["sessions"] == 1
+        missing = httpx.get(daemon.http_url + "/no/session/here")
+        assert missing.status_code == 404 and missing.json()["reason"] == "NO_SESSION"
+        assert httpx.get(created.session.base_url + "/hello").text == "fine"
 
 
 def test_sigterm_stops_gracefully_and_ends_watchers() -> None:
@@ -40,14 +56,19 @@ def test_sigterm_stops_gracefully_and_ends_watchers() -> None:
         created = control.CreateSession(pb.CreateSessionRequest(parent="tenants/stop"))
         stream = control.WatchExchanges(pb.WatchExchangesRequest(parent=created.session.name))
         ended: list[grpc.StatusCode] = []
+        live = threading.Event()
 
         def consume() -> None:
             for _ in stream:
-                pass
+                live.set()
             ended.append(stream.code())
 
         reader = threading.Thread(target=consume)
         reader.start()
+        # The watch is surely live on the server once it has delivered something; a SIGTERM that raced the
+        # stream's start would end a call that never began, which is not what this test is about.
+        httpx.get(created.session.base_url + "/ping")
+        assert live.wait(5)
         assert daemon.stop() == 0
         reader.join(5)
         assert ended == [grpc.StatusCode.OK]
