@@ -15,6 +15,10 @@ setup() {
     "$PY" -m pip install --quiet -e ".[dev,fast]"
     touch "$VENV/.installed"
   fi
+  # An editable install leaves the project's own modules uncompiled, and with PYTHONDONTWRITEBYTECODE set
+  # Python never caches them: compiling them here takes ~80 ms off every daemon's start-up. Quick when
+  # nothing changed (only sources newer than their .pyc are compiled); a syntax error is ruff's to report.
+  "$PY" -m compileall -q simulatord client/python >/dev/null || true
 }
 
 usage() {

@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from simulatord.config import Settings
 from simulatord.control.servicer import SimulatorServicer
@@ -27,6 +26,7 @@ from simulatord.v1 import simulator_service_pb2, simulator_service_pb2_grpc
 
 log = logging.getLogger("simulatord")
 SERVICE_NAME = simulator_service_pb2.DESCRIPTOR.services_by_name["SimulatorService"].full_name
+REFLECTION_SERVICE_NAME = "grpc.reflection.v1alpha.ServerReflection"  # grpc_reflection.v1alpha.reflection's
 
 
 @dataclass(frozen=True)
@@ -79,20 +79,17 @@ async def run(
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        grpc_server,
+    grpc_server.add_generic_rpc_handlers(
+        [_LazyReflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))]
     )
     grpc_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     grpc_port = grpc_server.add_insecure_port(f"{grpc_host}:{settings.grpc_port}")
     await grpc_server.start()
 
-    app = create_app(simulator, settings.host_suffix, settings.max_body_bytes, settings.max_stream_seconds)
-    serving = asyncio.Event()
-
-    @app.before_serving
-    async def ready() -> None:
-        serving.set()
+    serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)
+    app = create_app(
+        simulator, settings.host_suffix, settings.max_body_bytes, settings.max_stream_seconds, on_serving=serving.set
+    )
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -119,6 +116,29 @@ async def run(
         await http_task
     with contextlib.suppress(OSError):  # hypercorn may have closed the descriptor it was given
         http_sock.close()
+
+
+class _LazyReflection(grpc.GenericRpcHandler):
+    """gRPC server reflection, as grpc_reflection's enable_server_reflection sets it up, but imported (with
+    descriptor_pb2 under it) by the first reflection call rather than at start-up."""
+
+    def __init__(self, service_names: tuple[str, ...]) -> None:
+        self._service_names = (*service_names, REFLECTION_SERVICE_NAME)
+        self._handler: grpc.RpcMethodHandler[Any, Any] | None = None
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        if handler_call_details.method != f"/{REFLECTION_SERVICE_NAME}/ServerReflectionInfo":
+            return None
+        if self._handler is None:
+            from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+            servicer = reflection.aio.ReflectionServicer(self._service_names)
+            self._handler = grpc.stream_stream_rpc_method_handler(
+                servicer.ServerReflectionInfo,
+                request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+            )
+        return self._handler
 
 
 async def _hypercorn(app: Any, sock: socket.socket, settings: Settings, stop: asyncio.Event) -> None:

@@ -1,4 +1,5 @@
-"""The HTTP front: a Quart app whose ASGI edge serves simulated traffic for each session."""
+"""The HTTP front: an ASGI edge serving simulated traffic for each session, in front of a Quart app (loaded on
+first need) for the daemon's own pages."""
 
 from simulatord.http_front.app import create_app
 

@@ -1,17 +1,41 @@
-"""Builds the Quart application: simulated traffic at its ASGI edge, the daemon's own pages as Quart views."""
+"""Builds the HTTP front: simulated traffic at its ASGI edge, the daemon's own pages as a Quart app.
+
+Simulated traffic never reaches Quart, so Quart (and Flask and Werkzeug under it) is imported, and the Quart app
+built, on the first request that addresses no session; the edge answers the ASGI lifespan itself. A daemon
+that only serves sessions never loads Quart, which keeps start-up short.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from quart import Quart
+import asyncio
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from simulatord import __version__
-from simulatord.http_front.edge import SimulatedTraffic
+from simulatord.http_front.edge import ASGIApp, Receive, Scope, Send, SimulatedTraffic
 from simulatord.sessions.service import Simulator
 
+if TYPE_CHECKING:
+    from quart import Quart
 
-def create_app(simulator: Simulator, host_suffix: str, max_body_bytes: int, max_stream_seconds: float = 600.0) -> Quart:
+
+def create_app(
+    simulator: Simulator,
+    host_suffix: str,
+    max_body_bytes: int,
+    max_stream_seconds: float = 600.0,
+    on_serving: Callable[[], object] | None = None,
+) -> SimulatedTraffic:
+    """The ASGI app the server runs; `on_serving` is called when the server has started it (lifespan startup)."""
+    pages = OwnPages(lambda: build_pages(simulator, max_body_bytes), on_serving)
+    return SimulatedTraffic(pages, simulator, host_suffix, max_body_bytes, max_stream_seconds)
+
+
+def build_pages(simulator: Simulator, max_body_bytes: int) -> Quart:
+    """The Quart app for what addresses no session: the daemon's index page and its 404 page."""
+    from quart import Quart
+
     app = Quart("simulatord")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.url_map.strict_slashes = False
@@ -34,5 +58,64 @@ def create_app(simulator: Simulator, host_suffix: str, max_body_bytes: int, max_
             "its host name, or the x-simulatord-session header",
         }, 404
 
-    app.asgi_app = SimulatedTraffic(app.asgi_app, simulator, host_suffix, max_body_bytes, max_stream_seconds)  # type: ignore[assignment, arg-type]
     return app
+
+
+class OwnPages:
+    """ASGI app behind the edge: answers the lifespan itself and serves HTTP and WebSocket scopes with the
+    Quart app, which it builds (and starts, as Quart's own lifespan would) on the first one."""
+
+    def __init__(self, build: Callable[[], Quart], on_serving: Callable[[], object] | None = None) -> None:
+        self._build = build
+        self._on_serving = on_serving
+        self._quart: Quart | None = None
+        self._asgi: ASGIApp | None = None
+        self._building = asyncio.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the Quart app has been built (some request addressed no session)."""
+        return self._asgi is not None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        app = self._asgi
+        if app is None:
+            app = await self._load()
+        await app(scope, receive, send)
+
+    async def _load(self) -> ASGIApp:
+        async with self._building:  # concurrent first requests build it once
+            if self._asgi is None:
+                # Quart takes a while to import: off the event loop, so sessions and gRPC are served meanwhile.
+                await asyncio.to_thread(importlib.import_module, "quart")
+                quart = self._build()
+                await quart.startup()
+                self._quart = quart
+                self._asgi = cast("ASGIApp", quart)
+            return self._asgi
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self._on_serving is not None:
+                        self._on_serving()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                else:
+                    await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    async with self._building:
+                        if self._quart is not None:  # stopped as Quart's own lifespan would stop it
+                            await self._quart.shutdown()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import jsonpath
-
 from simulatord.errors import SpecErrors
 from simulatord.matching.request import HttpRequest
 
@@ -362,6 +360,8 @@ def body_test(
     if kind == "json_path":
         if has_node_equals and node_value is not None:
             errors.add(f"{where}.json_path", "set at most one of equals and value")
+        import jsonpath  # only sessions that program a JSONPath matcher pay for it: it is slow to import
+
         try:
             query = jsonpath.compile(operand)
         except jsonpath.JSONPathError as exc:

@@ -4,31 +4,49 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import functools
 import json
 import random as random_module
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined
-from jinja2.environment import Template
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from simulatord.errors import SpecErrors
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.reply import Reply, ResponseSpec
 
-# ChainableUndefined lets `request.json.user.id` render empty when any link is missing, which is what a
-# test author expects from a simulator; `finalize` prints None as nothing rather than "None".
-_ENV = SandboxedEnvironment(
-    undefined=ChainableUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-    finalize=lambda value: "" if value is None else value,
-)
+if TYPE_CHECKING:
+    from jinja2 import TemplateSyntaxError
+    from jinja2.environment import Template
+    from jinja2.sandbox import SandboxedEnvironment
+
+
+# Jinja is imported, and its environment built, when the first template is programmed: a daemon whose
+# stubs use no templates never loads it, which keeps start-up short.
+@functools.cache
+def _env() -> SandboxedEnvironment:
+    from jinja2 import ChainableUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    # ChainableUndefined lets `request.json.user.id` render empty when any link is missing, which is what a
+    # test author expects from a simulator; `finalize` prints None as nothing rather than "None".
+    return SandboxedEnvironment(
+        undefined=ChainableUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=lambda value: "" if value is None else value,
+    )
+
+
+@functools.cache
+def _undefined() -> type:
+    from jinja2 import Undefined
+
+    return Undefined
+
+
 _MARKERS = ("{{", "{%", "{#")
 # A JSON string that is exactly one expression keeps the expression's type (`"{{ path.id | int }}"` -> 42).
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
@@ -52,8 +70,10 @@ def compile_text(source: str, where: str, errors: SpecErrors) -> Template | None
     """Compiles a text template; None when the text has no template markers (it is then sent as is)."""
     if not has_markers(source):
         return None
+    from jinja2 import TemplateSyntaxError
+
     try:
-        return _ENV.from_string(source)
+        return _env().from_string(source)
     except TemplateSyntaxError as exc:
         _syntax(where, exc, errors)
         return None
@@ -69,7 +89,7 @@ def _constant(value: Any) -> JsonNode:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Undefined):
+    if isinstance(value, _undefined()):  # only rendered templates get here, so jinja2 is loaded
         return None
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -85,12 +105,14 @@ def _compile_json(value: Any, where: str, errors: SpecErrors) -> tuple[JsonNode,
     if isinstance(value, str):
         if not has_markers(value):
             return _constant(value), False
+        from jinja2 import TemplateSyntaxError
+
         single = _SINGLE_EXPRESSION.match(value)
         try:
             if single is not None:
-                expression = _ENV.compile_expression(single.group("expr"), undefined_to_none=True)
+                expression = _env().compile_expression(single.group("expr"), undefined_to_none=True)
                 return (lambda ctx: _jsonable(expression(**ctx))), True
-            template = _ENV.from_string(value)
+            template = _env().from_string(value)
         except TemplateSyntaxError as exc:
             _syntax(where, exc, errors)
             return _constant(value), False
@@ -144,6 +166,8 @@ class TemplateRandom:
         return self._rng
 
     def uuid(self) -> str:
+        import uuid  # with platform under it, a few ms of start-up that only templates calling random.uuid need
+
         return str(uuid.UUID(int=self._generator().getrandbits(128), version=4))
 
     def hex(self, length: int = 16) -> str:
@@ -291,8 +315,10 @@ def compile_response(
     """Checks and compiles a templated response; problems are reported with their field paths."""
     status = None
     if status_source:
+        from jinja2 import TemplateSyntaxError
+
         try:
-            status = _ENV.from_string(status_source)
+            status = _env().from_string(status_source)
         except TemplateSyntaxError as exc:
             _syntax(f"{where}.template.status", exc, errors)
     headers = tuple(
