@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import httpx
@@ -58,15 +59,24 @@ def test_initial_stubs_with_chosen_ids(simulator: Simulator, http: httpx.Client)
         assert s.count(stub="get-a") == 1
 
 
+def _heartbeat_threads() -> int:
+    return [t.name for t in threading.enumerate()].count("simulatord-heartbeats")
+
+
 def test_heartbeat_keeps_a_short_ttl_session_alive(simulator: Simulator) -> None:
-    # Both sessions have a 1.5 s ttl (the daemon sweeps every second); only the first sends heartbeats.
+    # Every session has a 1.5 s ttl (the daemon sweeps every second); all but `dropped` send heartbeats.
+    beating_before = _heartbeat_threads()
     with (
         simulator.session(tenant="client-life", ttl=1.5) as kept,
+        simulator.session(tenant="client-life", ttl=1.5) as also_kept,
         simulator.session(tenant="client-life", ttl=1.5, heartbeat=False) as dropped,
     ):
         assert kept.heartbeat_interval == pytest.approx(0.5)
         time.sleep(3.2)
         assert kept.get().name == kept.name
+        assert also_kept.get().name == also_kept.name
+        # One thread beats for every session of a Simulator, so a test's session costs no thread of its own.
+        assert _heartbeat_threads() - beating_before <= 1
         with pytest.raises(NotFoundError) as err:
             dropped.get()
         assert err.value.reason == "SESSION_NOT_FOUND"

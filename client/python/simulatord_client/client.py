@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Unpack
@@ -36,6 +37,60 @@ PAGE_SIZE = 1000
 WAIT_GRACE = 5.0
 
 
+class _Heartbeats:
+    """One thread per Simulator that keeps its open sessions alive: opening or closing a session (once per
+    test) then costs a dict update rather than starting and joining a thread of its own."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, tuple[float, Session]] = {}  # session name -> (next refresh, session)
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, session: Session) -> None:
+        with self._changed:
+            self._due[session.name] = (time.monotonic() + session.heartbeat_interval, session)
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="simulatord-heartbeats", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def remove(self, session: Session) -> None:
+        with self._changed:
+            self._due.pop(session.name, None)
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._due.clear()
+            self._changed.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _next(self) -> Session | None:
+        """Waits for the next session due a refresh; None once closed."""
+        with self._changed:
+            while not self._closed:
+                now = time.monotonic()
+                soonest = min(self._due.items(), key=lambda item: item[1][0], default=None)
+                if soonest is not None and soonest[1][0] <= now:
+                    name, (_, session) = soonest
+                    self._due[name] = (now + session.heartbeat_interval, session)
+                    return session
+                self._changed.wait(None if soonest is None else soonest[1][0] - now)
+            return None
+
+    def _run(self) -> None:
+        while (session := self._next()) is not None:
+            interval = session.heartbeat_interval
+            try:
+                session._call("RefreshSession", pb.RefreshSessionRequest(name=session.name), max(interval, 1.0))
+            except NotFoundError:
+                self.remove(session)  # deleted elsewhere (or expired): nothing left to keep alive
+            except SimulatorError:
+                pass  # transient (daemon busy or restarting): the next beat tries again
+
+
 class Simulator:
     """A connection to a simulatord daemon's gRPC address (`host:port`, the `grpc=` of its ready line).
 
@@ -52,6 +107,7 @@ class Simulator:
         self._owns_channel = channel is None
         self.channel = channel if channel is not None else grpc.insecure_channel(address)
         self.stub = pb_grpc.SimulatorServiceStub(self.channel)
+        self._heartbeats = _Heartbeats()
 
     def call(self, method: str, request: Any, timeout: float | None = None) -> Any:
         """Calls one unary RPC by name, turning a gRPC failure into a `SimulatorError`."""
@@ -114,7 +170,8 @@ class Simulator:
         self.call("DeleteSession", pb.DeleteSessionRequest(name=name, allow_missing=allow_missing))
 
     def close(self) -> None:
-        """Closes the channel (if this object created it)."""
+        """Stops the heartbeats and closes the channel (if this object created it)."""
+        self._heartbeats.close()
         if self._owns_channel:
             self.channel.close()
 
@@ -143,8 +200,6 @@ class Session(SessionBase):
     def __init__(self, simulator: Simulator, **settings: Any) -> None:
         super().__init__(**settings)
         self.simulator = simulator
-        self._stop = threading.Event()
-        self._beater: threading.Thread | None = None
 
     def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
         __tracebackhide__ = True
@@ -165,29 +220,14 @@ class Session(SessionBase):
             self.simulator.call("DeleteSession", pb.DeleteSessionRequest(name=self.name, allow_missing=True))
             raise
         if self._heartbeat:
-            self._stop.clear()
-            self._beater = threading.Thread(target=self._beat, name=f"simulatord-heartbeat {self.name}", daemon=True)
-            self._beater.start()
+            self.simulator._heartbeats.add(self)
         return self
-
-    def _beat(self) -> None:
-        interval = self.heartbeat_interval
-        while not self._stop.wait(interval):
-            try:
-                self._call("RefreshSession", pb.RefreshSessionRequest(name=self.name), timeout=max(interval, 1.0))
-            except NotFoundError:
-                return  # deleted elsewhere (or expired): nothing left to keep alive
-            except SimulatorError:
-                continue  # transient (daemon busy or restarting): the next beat tries again
 
     def close(self, *, quiet: bool = False) -> None:
         """Stops the heartbeat and deletes the session (a missing session is fine)."""
-        self._stop.set()
-        if self._beater is not None:
-            self._beater.join(timeout=5)
-            self._beater = None
         if not self.info.name:
             return
+        self.simulator._heartbeats.remove(self)
         try:
             self._call("DeleteSession", pb.DeleteSessionRequest(name=self.info.name, allow_missing=True))
         except SimulatorError:
