@@ -22,13 +22,12 @@ NPM = WORK / "npm" / "node_modules"
 POLL_S = 0.005  # start-up poll interval: the same for every tool, so its error (~2.5 ms) is shared
 
 
-def _poll_hello(client: httpx.Client, url: str, proc: Proc, timeout: float = 120.0) -> None:
-    """Polls url until it answers 200 with the hello body; fails fast if the process died."""
+def _poll(client: httpx.Client, url: str, proc: Proc, ok, timeout: float = 120.0) -> None:
+    """Polls url until ok(response) holds; fails fast if the process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            r = client.get(url)
-            if r.status_code == 200 and r.json() == HELLO:
+            if ok(client.get(url)):
                 return
         except httpx.HTTPError:
             pass
@@ -36,6 +35,16 @@ def _poll_hello(client: httpx.Client, url: str, proc: Proc, timeout: float = 120
             raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}; see its logs")
         time.sleep(POLL_S)
     raise TimeoutError(f"{proc.name}: {url} not serving after {timeout}s")
+
+
+def _poll_hello(client: httpx.Client, url: str, proc: Proc) -> None:
+    """Until url answers 200 with the hello body."""
+    _poll(client, url, proc, lambda r: r.status_code == 200 and r.json() == HELLO)
+
+
+def _poll_ok(client: httpx.Client, url: str, proc: Proc) -> None:
+    """Until url answers 200 (a peer's own health or config endpoint)."""
+    _poll(client, url, proc, lambda r: r.status_code == 200)
 
 
 def _check_hello(r: httpx.Response) -> None:
@@ -154,20 +163,6 @@ class WireMock(Tool):
         self.http.post(
             self.base + "/__admin/mappings/import", json={"mappings": mappings}, timeout=600
         ).raise_for_status()
-
-
-def _poll_ok(client: httpx.Client, url: str, proc: Proc, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if client.get(url).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}; see its logs")
-        time.sleep(POLL_S)
-    raise TimeoutError(f"{proc.name}: {url} not up after {timeout}s")
 
 
 class Mountebank(Tool):
