@@ -274,7 +274,7 @@ def chart(res: dict, path: Path) -> None:
     nrows = (len(panels) + (1 if sc else 0) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.6 * nrows), squeeze=False)
     flat = [ax for row in axes for ax in row]
-    colour = {BASE: "#d95f02"}
+    colour = {BASE: "#d95f02", "simulatord-uvicorn": "#e6ab02"}  # both simulatord rows stand out
     for ax, (key, title, hib) in zip(flat, panels, strict=False):
         vals = [(n, metrics(res, n).get(key)) for n in names]
         vals = [(n, v) for n, v in vals if v is not None]
