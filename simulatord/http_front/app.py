@@ -69,33 +69,29 @@ class OwnPages:
         self._build = build
         self._on_serving = on_serving
         self._quart: Quart | None = None
-        self._asgi: ASGIApp | None = None
         self._building = asyncio.Lock()
 
     @property
     def loaded(self) -> bool:
         """Whether the Quart app has been built (some request addressed no session)."""
-        return self._asgi is not None
+        return self._quart is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        app = self._asgi
-        if app is None:
-            app = await self._load()
-        await app(scope, receive, send)
+        quart = self._quart if self._quart is not None else await self._load()
+        await cast("ASGIApp", quart)(scope, receive, send)
 
-    async def _load(self) -> ASGIApp:
+    async def _load(self) -> Quart:
         async with self._building:  # concurrent first requests build it once
-            if self._asgi is None:
+            if self._quart is None:
                 # Quart takes a while to import: off the event loop, so sessions and gRPC are served meanwhile.
                 await asyncio.to_thread(importlib.import_module, "quart")
                 quart = self._build()
                 await quart.startup()
                 self._quart = quart
-                self._asgi = cast("ASGIApp", quart)
-            return self._asgi
+            return self._quart
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

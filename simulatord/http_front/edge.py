@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from simulatord.http_front import websocket
@@ -13,7 +13,7 @@ from simulatord.http_front.routing import Route, route
 from simulatord.matching.request import HttpRequest
 from simulatord.responding import pipeline
 from simulatord.responding.delivery import deliver
-from simulatord.responding.reply import Reply, encode_headers
+from simulatord.responding.reply import Reply
 from simulatord.sessions.service import Simulator
 from simulatord.sessions.session import Selection
 
@@ -144,15 +144,8 @@ class SimulatedTraffic:
 async def _send(send: Send, reply: Reply) -> str:
     """Sends a reply; returns how it ended (complete or client_disconnected)."""
     stream = reply.stream
-    headers: Sequence[tuple[bytes, bytes]]
-    if reply.wire_headers is not None and stream is None:  # a plain reply: encoded once, when programmed
-        headers = reply.wire_headers
-    elif stream is None:
-        headers = encode_headers(reply.headers, reply.body)
-    else:
-        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers]
     try:
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.start", "status": reply.status, "headers": reply.asgi_headers()})
         if stream is None:
             await send({"type": "http.response.body", "body": reply.body})
             return "complete"

@@ -13,7 +13,7 @@ from typing import Any
 from simulatord.http_front.routing import Route
 from simulatord.matching.request import HttpRequest
 from simulatord.responding import pipeline, templating
-from simulatord.responding.reply import Reply
+from simulatord.responding.reply import Reply, encode_headers
 from simulatord.sessions import websockets as ws
 from simulatord.sessions.service import Simulator
 from simulatord.sessions.session import Session
@@ -56,8 +56,9 @@ def freeze(target: Route, scope: Scope, received: float) -> HttpRequest:
 async def _reject(scope: Scope, send: Send, reply: Reply) -> None:
     """Answers the upgrade with an HTTP response when the server can (ASGI extension), else a plain 403."""
     if "websocket.http.response" in scope.get("extensions", {}):
-        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers]
-        await send({"type": "websocket.http.response.start", "status": reply.status, "headers": headers})
+        await send(
+            {"type": "websocket.http.response.start", "status": reply.status, "headers": encode_headers(reply.headers)}
+        )
         await send({"type": "websocket.http.response.body", "body": reply.body})
     else:
         await send({"type": "websocket.close", "code": 1008})

@@ -25,14 +25,7 @@ class Plan:
 
 
 def render(spec: ResponseSpec) -> Reply:
-    return Reply(
-        spec.status,
-        list(spec.headers),
-        spec.body,
-        delay=spec.delay,
-        shaping=spec.shaping,
-        wire_headers=spec.wire_headers,
-    )
+    return Reply(spec.status, spec.headers, spec.body, delay=spec.delay, shaping=spec.shaping, spec=spec)
 
 
 def render_miss(session: Session, request: HttpRequest, misses: tuple[NearMiss, ...]) -> Reply:
@@ -73,8 +66,6 @@ async def run(session: Session, request: HttpRequest) -> Plan:
     else:
         spec = selection.response
         reply = render(spec)
-        if spec.template is not None or selection.rate is not None:
-            reply.wire_headers = None  # rewritten below: the spec's encoding no longer describes the reply
         if spec.template is not None:  # only templated responses pay for rendering
             reply = spec.template.render_reply(
                 reply,

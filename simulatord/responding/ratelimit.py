@@ -68,7 +68,7 @@ class RateDecision:
         return out
 
     def apply(self, reply: Reply) -> Reply:
-        reply.headers.extend(self.headers())
+        reply.headers = [*reply.headers, *self.headers()]
         return reply
 
 

@@ -30,10 +30,11 @@ class ResponseSpec:
         object.__setattr__(self, "wire_headers", encode_headers(self.headers, self.body))
 
 
-def encode_headers(headers: Sequence[tuple[str, str]], body: bytes) -> tuple[tuple[bytes, bytes], ...]:
-    """ASGI response headers for a complete (not streamed) body, with Content-Length unless one is set."""
+def encode_headers(headers: Sequence[tuple[str, str]], body: bytes | None = None) -> tuple[tuple[bytes, bytes], ...]:
+    """Headers as an ASGI server takes them (lower-case latin-1 bytes); for a complete `body`, with a
+    Content-Length unless one is set. A streamed response passes no body."""
     encoded = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-    if not any(n == b"content-length" for n, _ in encoded):
+    if body is not None and not any(n == b"content-length" for n, _ in encoded):
         encoded.append((b"content-length", str(len(body)).encode()))
     return tuple(encoded)
 
@@ -43,19 +44,30 @@ class Reply:
     """What the HTTP edge sends for one request; behaviours may rewrite it before it is sent."""
 
     status: int
-    headers: list[tuple[str, str]]
+    # Behaviours that change headers or body assign new ones, never edit these in place: a plain reply shares
+    # them with its spec, which is how `asgi_headers` knows the spec's encoding still describes it.
+    headers: Sequence[tuple[str, str]]
     body: bytes = b""
     # A streamed body replaces `body` when set; each item is one chunk (or one SSE event).
     stream: AsyncIterator[bytes] | None = None
     delay: float = 0.0
     # The spec's delivery.Shaping: set, the edge hands the reply to delivery.deliver instead of sending it plainly.
     shaping: Any = None
-    # The spec's pre-encoded headers, valid while `headers` and `body` are the spec's own; whatever rewrites
-    # either (templating, rate-limit headers) sets this to None and the edge encodes per request.
-    wire_headers: tuple[tuple[bytes, bytes], ...] | None = None
+    # The spec this reply was rendered from, if any.
+    spec: ResponseSpec | None = None
     # Filled in while sending, for the journal.
     events_sent: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
+
+    def asgi_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers to send: the spec's, encoded when it was programmed, while headers and body are still
+        the spec's own objects (the plain path); otherwise encoded now."""
+        spec = self.spec
+        if self.stream is not None:
+            return encode_headers(self.headers)
+        if spec is not None and self.headers is spec.headers and self.body is spec.body:
+            return spec.wire_headers
+        return encode_headers(self.headers, self.body)
 
 
 MAX_DELAY_SECONDS = 600.0

@@ -278,9 +278,12 @@ class ResponseTemplate:
             part = "headers"
             if any(template is not None for template in self.headers):
                 reply.headers = [
-                    (name, value if template is None else _header_value(template.render(values)))
-                    for (name, value), template in zip(reply.headers, self.headers, strict=False)
-                ] + reply.headers[len(self.headers) :]
+                    *(
+                        (name, value if template is None else _header_value(template.render(values)))
+                        for (name, value), template in zip(reply.headers, self.headers, strict=False)
+                    ),
+                    *reply.headers[len(self.headers) :],
+                ]
             part = "body"
             if self.text is not None:
                 reply.body = self.text.render(values).encode()

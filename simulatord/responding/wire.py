@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from simulatord.responding.reply import encode_headers
+
 if TYPE_CHECKING:
     from simulatord.responding.reply import Reply
     from simulatord.responding.timing import Dribble
@@ -86,8 +88,7 @@ class Out:
 
     async def start(self, content_length: int | None) -> None:
         """Sends the status line and headers; without a Content-Length HTTP/1.1 uses chunked coding."""
-        headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in self.reply.headers]
-        headers = [(n, v) for n, v in headers if n != b"content-length"]
+        headers = [(n, v) for n, v in encode_headers(self.reply.headers) if n != b"content-length"]
         if content_length is not None:
             headers.append((b"content-length", str(content_length).encode()))
         await self.wire.send({"type": "http.response.start", "status": self.reply.status, "headers": headers})

@@ -31,6 +31,11 @@ class Selection:
     rate: RateDecision | None = None  # set only for stubs with a rate limit
 
 
+def _trial_order(stub: Stub) -> tuple[int, int]:
+    """Stubs are tried by priority (higher first), then newest first."""
+    return (-stub.priority, -stub.order)
+
+
 @dataclass(eq=False)
 class Session:
     key: SessionKey
@@ -71,7 +76,7 @@ class Session:
         return self._all
 
     def _reorder(self) -> None:
-        self._all = tuple(sorted(self._stubs.values(), key=lambda s: (-s.priority, -s.order)))
+        self._all = tuple(sorted(self._stubs.values(), key=_trial_order))
         self._ordered = tuple(s for s in self._all if s.websocket is None)
         self._ws_ordered = tuple(s for s in self._all if s.websocket is not None)
         self._index()
@@ -87,13 +92,10 @@ class Session:
             else:
                 buckets.setdefault(key, []).append(stub)
 
-        def trial_order(stub: Stub) -> tuple[int, int]:
-            return (-stub.priority, -stub.order)
-
         by_key: dict[tuple[str, str], tuple[Stub, ...]] = {}
         for (method, path), stubs in buckets.items():
             any_method = buckets.get(("", path), []) if method else []
-            by_key[(method, path)] = tuple(heapq.merge(stubs, any_method, unkeyed, key=trial_order))
+            by_key[(method, path)] = tuple(heapq.merge(stubs, any_method, unkeyed, key=_trial_order))
         self._by_key = by_key
         self._unkeyed = tuple(unkeyed)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +146,7 @@ def record_upgrade(
     stub_name: str,
     near_misses: tuple[NearMiss, ...],
     status: int,
-    headers: list[tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
     body_size: int,
     now: float,
 ) -> Exchange:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulatord.http_front.app import OwnPages, build_pages, create_app
+from simulatord.http_front.app import OwnPages, build_pages
 from simulatord.sessions.service import Addressing, Simulator
 from simulatord.sessions.store import MemoryStore
 from tests.helpers import SERVER
@@ -134,15 +134,6 @@ def test_the_first_page_request_builds_quart_once_and_later_ones_reuse_it() -> N
             "lifespan.startup.complete",
             "lifespan.shutdown.complete",
         ]
-
-    asyncio.run(scenario())
-
-
-def test_requests_that_address_no_session_reach_the_quart_pages_through_the_edge() -> None:
-    async def scenario() -> None:
-        app = create_app(_simulator(), "localhost", 1000)
-        status, body = await _get(app, "/tenants")
-        assert status == 404 and body["reason"] == "NO_SESSION"
 
     asyncio.run(scenario())
 
