@@ -275,44 +275,50 @@ def chart(res: dict, path: Path) -> None:
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.6 * nrows), squeeze=False)
     flat = [ax for row in axes for ax in row]
     colour = {BASE: "#d95f02", "simulatord-uvicorn": "#e6ab02"}  # both simulatord rows stand out
-    for ax, (key, title, hib) in zip(flat, panels, strict=False):
-        vals = [(n, metrics(res, n).get(key)) for n in names]
-        vals = [(n, v) for n, v in vals if v is not None]
-        ax.barh([n for n, _ in vals], [v for _, v in vals], color=[colour.get(n, "#7570b3") for n, _ in vals])
-        for i, (_, v) in enumerate(vals):
-            ax.text(v, i, " " + _fmt(v), va="center", fontsize=8)
-        ax.set_title(TITLES.get(key, title) + ("  (higher is better)" if hib else "  (lower is better)"), fontsize=9)
-        ax.invert_yaxis()
-        ax.tick_params(labelsize=8)
-        ax.margins(x=0.3)
-    used = len(panels)
-    if sc:
-        ax = flat[used]
-        used += 1
-        rows = [r for r in sc if "c16" in r]
-        labels = [f"{r['server']}: {r['case']}" for r in rows]
-        vals = [r["c16"]["rps"] for r in rows]
-        ax.barh(labels, vals, color=[colour.get(r["server"], "#7570b3") for r in rows])
+    other = "#7570b3"
+
+    def bars(ax, labels: list[str], vals: list[float], colours: list[str], title: str, labelsize: int = 7) -> None:
+        ax.barh(labels, vals, color=colours)
         for i, v in enumerate(vals):
             ax.text(v, i, " " + _fmt(v), va="center", fontsize=8)
-        ax.set_title("scale: req/s c16 (higher is better)", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.invert_yaxis()
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=labelsize)
         ax.margins(x=0.3)
+
+    for ax, (key, title, hib) in zip(flat, panels, strict=False):
+        vals = [(n, v) for n in names if (v := metrics(res, n).get(key)) is not None]
+        better = "  (higher is better)" if hib else "  (lower is better)"
+        bars(
+            ax,
+            [n for n, _ in vals],
+            [v for _, v in vals],
+            [colour.get(n, other) for n, _ in vals],
+            TITLES.get(key, title) + better,
+            labelsize=8,
+        )
+    used = len(panels)
+    if sc:
+        rows = [r for r in sc if "c16" in r]
+        bars(
+            flat[used],
+            [f"{r['server']}: {r['case']}" for r in rows],
+            [r["c16"]["rps"] for r in rows],
+            [colour.get(r["server"], other) for r in rows],
+            "scale: req/s c16 (higher is better)",
+        )
+        used += 1
     w = res.get("watch")
     if w and w.get("send_to_watch_ms"):
-        ax = flat[used]
-        used += 1
-        labels = ["send → watch p50", "send → watch p99", "receive_time → watch p50", "receive_time → watch p99"]
         s, v = w["send_to_watch_ms"], w["server_arrival_to_watch_ms"]
-        vals = [s["median"], s["p99"], v["median"], v["p99"]]
-        ax.barh(labels, vals, color=colour[BASE])
-        for i, x in enumerate(vals):
-            ax.text(x, i, " " + _fmt(x), va="center", fontsize=8)
-        ax.set_title("simulatord watch latency ms (lower is better)", fontsize=9)
-        ax.invert_yaxis()
-        ax.tick_params(labelsize=7)
-        ax.margins(x=0.3)
+        bars(
+            flat[used],
+            ["send → watch p50", "send → watch p99", "receive_time → watch p50", "receive_time → watch p99"],
+            [s["median"], s["p99"], v["median"], v["p99"]],
+            [colour[BASE]] * 4,
+            "simulatord watch latency ms (lower is better)",
+        )
+        used += 1
     for ax in flat[used:]:
         ax.axis("off")
     meta = res.get("meta", {})
