@@ -66,3 +66,12 @@ def parse_child(name: str, collection: str, field: str = "name") -> tuple[Sessio
         raise invalid(field, f"must be 'tenants/{{tenant}}/sessions/{{session}}/{collection}/{{id}}', got {name!r}")
     key = parse_session("/".join(parts[:4]), field)
     return key, parts[5]
+
+
+def parse_exchange(name: str, field: str = "name") -> tuple[SessionKey, int]:
+    """Splits `tenants/t/sessions/s/exchanges/{sequence}` into the session key and the sequence number."""
+    key, raw = parse_child(name, "exchanges", field)
+    # ASCII digits only: str.isdigit() also accepts superscripts and other scripts that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise invalid(field, f"exchange id must be a sequence number >= 1, got {raw!r}")
+    return key, int(raw)

@@ -19,6 +19,7 @@ from simulatord.config import Settings
 from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
 from simulatord.http_front import create_app
+from simulatord.serving import DataPlane
 from simulatord.sessions.journal import JournalLimits
 from simulatord.sessions.service import Addressing, Simulator
 from simulatord.sessions.store import MemoryStore
@@ -63,8 +64,9 @@ async def run(
     shown = _display_host(settings.host)
     scheme = "https" if settings.tls_cert else "http"
     public_url = settings.public_url or f"{scheme}://{shown}:{http_port}"
+    store = MemoryStore(settings.max_sessions)
     simulator = Simulator(
-        MemoryStore(settings.max_sessions),
+        store,
         Addressing(public_url, settings.host_suffix),
         default_ttl=settings.default_ttl,
         default_limits=JournalLimits(
@@ -88,7 +90,11 @@ async def run(
 
     serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)
     app = create_app(
-        simulator, settings.host_suffix, settings.max_body_bytes, settings.max_stream_seconds, on_serving=serving.set
+        DataPlane(store, simulator.clock),
+        settings.host_suffix,
+        settings.max_body_bytes,
+        settings.max_stream_seconds,
+        on_serving=serving.set,
     )
 
     loop = asyncio.get_running_loop()

@@ -1,23 +1,55 @@
-"""Loads session templates (JSON or YAML files mirroring CreateSessionRequest) from a directory at start-up."""
+"""Session templates: JSON or YAML files mirroring CreateSessionRequest, loaded and checked at start-up, and
+merged into the CreateSession requests that name them."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
 
-from simulatord.control import convert
-from simulatord.errors import SpecErrors
-from simulatord.names import SessionKey
+from simulatord.control.convert import sessions, stubs
+from simulatord.errors import NotFound, SpecErrors
+from simulatord.v1 import session_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 
-_CHECK_KEY = SessionKey("template", "check")
+_CHECK_SESSION = "tenants/template/sessions/check"
 
 
 class TemplateError(Exception):
     """A template file that cannot be read or would be rejected by CreateSession."""
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A CreateSession request with its template applied: the settings, and every stub with its field path."""
+
+    settings: session_pb2.Session
+    stubs: list[tuple[stub_pb2.Stub, str]]
+
+
+def merge(request: pb.CreateSessionRequest, templates: Mapping[str, pb.CreateSessionRequest]) -> Merged:
+    """The request's session settings over its template's; the template's stubs, then the request's."""
+    template = None
+    if request.template:
+        template = templates.get(request.template)
+        if template is None:
+            known = ", ".join(sorted(templates)) or "none loaded"
+            raise NotFound(
+                f"template {request.template!r} not found (known: {known})",
+                "TEMPLATE_NOT_FOUND",
+                {"template": request.template},
+            )
+    settings = session_pb2.Session()
+    if template is not None:
+        settings.CopyFrom(template.session)
+    settings.MergeFrom(request.session)
+    items = [(s, f"template.stubs[{i}]") for i, s in enumerate(template.stubs)] if template else []
+    items += [(s, f"stubs[{i}]") for i, s in enumerate(request.stubs)]
+    return Merged(settings, items)
 
 
 def _read(path: Path) -> Any:
@@ -51,10 +83,9 @@ def load_templates(directory: Path) -> dict[str, pb.CreateSessionRequest]:
 def _check(path: Path, template: pb.CreateSessionRequest) -> None:
     """Templates are programs too: checked once at start-up, never when a session uses them."""
     errors = SpecErrors()
-    convert.check_labels(template.session.labels, "session.labels", errors)
-    convert.ttl_seconds(template.session.ttl, "session.ttl", errors)
+    sessions.settings(template.session, "session", errors)
     for i, stub in enumerate(template.stubs):
-        convert.stub(stub, _CHECK_KEY, "", f"stubs[{i}]", "stub_id", errors, 0.0)
+        stubs.stub(stub, _CHECK_SESSION, "", f"stubs[{i}]", "stub_id", errors, 0.0)
     if errors.violations:
         problems = "; ".join(f"{v.field}: {v.description}" for v in errors.violations)
         raise TemplateError(f"{path}: {problems}")

@@ -14,25 +14,25 @@ from typing import TYPE_CHECKING, Any, cast
 
 from simulatord import __version__
 from simulatord.http_front.edge import ASGIApp, Receive, Scope, Send, SimulatedTraffic
-from simulatord.sessions.service import Simulator
+from simulatord.serving import DataPlane
 
 if TYPE_CHECKING:
     from quart import Quart
 
 
 def create_app(
-    simulator: Simulator,
+    plane: DataPlane,
     host_suffix: str,
     max_body_bytes: int,
     max_stream_seconds: float = 600.0,
     on_serving: Callable[[], object] | None = None,
 ) -> SimulatedTraffic:
     """The ASGI app the server runs; `on_serving` is called when the server has started it (lifespan startup)."""
-    pages = OwnPages(lambda: build_pages(simulator, max_body_bytes), on_serving)
-    return SimulatedTraffic(pages, simulator, host_suffix, max_body_bytes, max_stream_seconds)
+    pages = OwnPages(lambda: build_pages(plane, max_body_bytes), on_serving)
+    return SimulatedTraffic(pages, plane, host_suffix, max_body_bytes, max_stream_seconds)
 
 
-def build_pages(simulator: Simulator, max_body_bytes: int) -> Quart:
+def build_pages(plane: DataPlane, max_body_bytes: int) -> Quart:
     """The Quart app for what addresses no session: the daemon's index page and its 404 page."""
     from quart import Quart
 
@@ -45,7 +45,7 @@ def build_pages(simulator: Simulator, max_body_bytes: int) -> Quart:
         return {
             "service": "simulatord",
             "version": __version__,
-            "sessions": len(simulator.store),
+            "sessions": len(plane.store),
             "how": "create a session over gRPC (simulatord.v1.SimulatorService) and send requests to its base_url",
         }
 

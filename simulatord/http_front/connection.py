@@ -102,7 +102,9 @@ class RawConnection:
 
 
 class AsgiWire:
-    """The Wire a shaped reply is delivered over: ASGI send and receive plus the raw connection on demand."""
+    """The Wire a reply is delivered over: ASGI send and receive themselves, and the raw connection on demand."""
+
+    __slots__ = ("http_version", "max_seconds", "receive", "send")
 
     def __init__(
         self,
@@ -113,14 +115,8 @@ class AsgiWire:
     ) -> None:
         self.http_version = str(scope.get("http_version", "1.1"))
         self.max_seconds = max_seconds
-        self._receive = receive
-        self._send = send
-
-    async def send(self, message: MutableMapping[str, Any]) -> None:
-        await self._send(message)
-
-    async def receive(self) -> Mapping[str, Any]:
-        return await self._receive()
+        self.receive = receive
+        self.send = send
 
     def connection(self) -> RawConnection:
-        return RawConnection.of(self._send)
+        return RawConnection.of(self.send)

@@ -1,21 +1,17 @@
-"""The ASGI edge for simulated traffic: freezes each request once, runs the pipeline, sends and records."""
+"""The ASGI edge for simulated traffic: routes each request to its session, freezes it once, hands it to serving."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from simulatord.http_front import websocket
 from simulatord.http_front.connection import AsgiWire
 from simulatord.http_front.routing import Route, route
+from simulatord.http_front.websocket import AsgiSocket
 from simulatord.matching.request import HttpRequest
-from simulatord.responding import pipeline
-from simulatord.responding.delivery import deliver
-from simulatord.responding.reply import Reply
-from simulatord.sessions.service import Simulator
-from simulatord.sessions.session import Selection
+from simulatord.responding.wire import send_plain
+from simulatord.serving import DataPlane, answers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,8 +45,18 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
-def _json_reply(status: int, payload: dict[str, Any]) -> Reply:
-    return Reply(status, [("content-type", "application/json")], json.dumps(payload).encode())
+def freeze(target: Route, scope: Scope, body: bytes, received: float, method: str = "") -> HttpRequest:
+    """The immutable record of one request: everything below the edge reads this, never the ASGI scope."""
+    return HttpRequest(
+        method=method or scope["method"],
+        path=target.path,
+        query_string=scope["query_string"].decode("latin-1"),
+        headers=tuple([(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]),
+        body=body,
+        receive_time=received,
+        http_version=scope.get("http_version", "1.1"),
+        routing=target.routing,
+    )
 
 
 class SimulatedTraffic:
@@ -59,103 +65,55 @@ class SimulatedTraffic:
     def __init__(
         self,
         inner: ASGIApp,
-        simulator: Simulator,
+        plane: DataPlane,
         host_suffix: str,
         max_body_bytes: int,
         max_stream_seconds: float = 600.0,
     ) -> None:
         self.inner = inner
-        self.simulator = simulator
+        self.plane = plane
         self.host_suffix = host_suffix
         self.max_body_bytes = max_body_bytes
         self.max_stream_seconds = max_stream_seconds  # bound on streams and hangs that do not end by themselves
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "websocket":  # WebSocket upgrades addressed to a session go to WebSocket stubs
-                # uvicorn's websockets-sansio protocol keeps header names as the client cased them; routing,
-                # matching and the journal expect them lower case, as ASGI asks and hypercorn delivers them.
-                scope["headers"] = [(n.lower(), v) for n, v in scope["headers"]]
-                target = route(scope["path"], scope["headers"], self.host_suffix)
-                if target is not None:
-                    await websocket.serve(self.simulator, target, scope, receive, send)
-                    return
-            await self.inner(scope, receive, send)
-            return
-        target = route(scope["path"], scope["headers"], self.host_suffix)
+        kind = scope["type"]
+        if kind == "websocket":
+            # uvicorn's websockets-sansio protocol keeps header names as the client cased them; routing,
+            # matching and the journal expect them lower case, as ASGI asks and hypercorn delivers them.
+            scope["headers"] = [(n.lower(), v) for n, v in scope["headers"]]
+        target = route(scope["path"], scope["headers"], self.host_suffix) if kind in ("http", "websocket") else None
         if target is None:
             await self.inner(scope, receive, send)
-            return
-        await self.serve(target, scope, receive, send)
+        elif kind == "http":
+            await self.serve(target, scope, receive, send)
+        else:
+            await self.websocket(target, scope, receive, send)
 
     async def serve(self, target: Route, scope: Scope, receive: Receive, send: Send) -> None:
         received = time.time()
-        session = self.simulator.store.find(target.key)
+        wire = AsgiWire(scope, receive, send, self.max_stream_seconds)
+        session = self.plane.find(target.key)
         if session is None:
-            await _send(
-                send,
-                _json_reply(
-                    404,
-                    {
-                        "error": f"session {target.key.name} not found",
-                        "reason": "SESSION_NOT_FOUND",
-                    },
-                ),
-            )
+            await send_plain(answers.no_such_session(target.key), wire)
             return
         try:
             body = await read_body(receive, self.max_body_bytes)
         except ClientGone:
             return
         except BodyTooLarge:
-            reply = _json_reply(
-                413,
-                {
-                    "error": f"request body exceeds the daemon's limit of {self.max_body_bytes} bytes",
-                    "reason": "BODY_TOO_LARGE",
-                },
-            )
-            request = self.freeze(target, scope, b"", received)
-            await _send(send, reply)
-            self.simulator.record(session, request, Selection(None, None, {}), reply, 0, "complete")
+            request = freeze(target, scope, b"", received)
+            await self.plane.answer(session, request, answers.body_too_large(self.max_body_bytes), wire)
             return
-        request = self.freeze(target, scope, body, received)
-        plan = await pipeline.run(session, request)
-        if plan.reply.shaping is None:
-            end = await _send(send, plan.reply)
-        else:  # programmed timing, faults or streams; plain replies never pay for them
-            end = await deliver(plan.reply, AsgiWire(scope, receive, send, self.max_stream_seconds))
-        self.simulator.record(session, request, plan.selection, plan.reply, len(body), end)
+        await self.plane.http(session, freeze(target, scope, body, received), wire)
 
-    @staticmethod
-    def freeze(target: Route, scope: Scope, body: bytes, received: float) -> HttpRequest:
-        return HttpRequest(
-            method=scope["method"],
-            path=target.path,
-            query_string=scope["query_string"].decode("latin-1"),
-            headers=tuple([(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]),
-            body=body,
-            receive_time=received,
-            http_version=scope.get("http_version", "1.1"),
-            routing=target.routing,
-        )
-
-
-async def _send(send: Send, reply: Reply) -> str:
-    """Sends a reply; returns how it ended (complete or client_disconnected)."""
-    stream = reply.stream
-    try:
-        await send({"type": "http.response.start", "status": reply.status, "headers": reply.asgi_headers()})
-        if stream is None:
-            await send({"type": "http.response.body", "body": reply.body})
-            return "complete"
-        sent = 0
-        async for chunk in stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            sent += len(chunk)
-            reply.events_sent += 1
-        reply.notes["body_bytes_sent"] = sent
-        await send({"type": "http.response.body", "body": b""})
-        return "complete"
-    except OSError:
-        return "client_disconnected"
+    async def websocket(self, target: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        received = time.time()
+        socket = AsgiSocket(scope, receive, send)
+        if not await socket.connected():
+            return
+        session = self.plane.find(target.key)
+        if session is None:
+            await socket.refuse(answers.no_such_session(target.key))
+            return
+        await self.plane.websocket(session, freeze(target, scope, b"", received, method="GET"), socket)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from simulatord.matching.request import Routing
 from simulatord.names import SessionKey, valid_id
 
 ROUTING_HEADER = b"x-simulatord-session"
@@ -15,7 +16,7 @@ PREFIX = "/tenants/"
 class Route:
     key: SessionKey
     path: str  # below the session's base URL, starting with "/"
-    routing: str  # "header", "host" or "path_prefix"
+    routing: Routing
 
 
 def _key_from_name(name: str) -> SessionKey | None:
@@ -44,7 +45,7 @@ def route(path: str, headers: list[tuple[bytes, bytes]], host_suffix: str) -> Ro
         if name == ROUTING_HEADER:
             key = _key_from_name(value.decode("latin-1"))
             if key is not None:
-                return Route(key, path, "header")
+                return Route(key, path, Routing.HEADER)
         elif name == b"host":
             host = value
     if host and host_suffix:
@@ -53,10 +54,10 @@ def route(path: str, headers: list[tuple[bytes, bytes]], host_suffix: str) -> Ro
         if hostname.endswith(suffix):
             labels = hostname[: -len(suffix)].split(".")
             if len(labels) == 2 and valid_id(labels[0]) and valid_id(labels[1]):
-                return Route(SessionKey(labels[1], labels[0]), path, "host")
+                return Route(SessionKey(labels[1], labels[0]), path, Routing.HOST)
     if path.startswith(PREFIX):
         parts = path.split("/", 5)  # "", "tenants", t, "sessions", s, rest
         if len(parts) >= 5 and parts[3] == "sessions" and (key := _path_key(parts[2], parts[4])) is not None:
             rest = "/" + parts[5] if len(parts) == 6 else "/"
-            return Route(key, rest, "path_prefix")
+            return Route(key, rest, Routing.PATH_PREFIX)
     return None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from simulatord.errors import SpecErrors
@@ -14,7 +15,8 @@ from simulatord.matching.request import HttpRequest
 _MAX_SHOWN = 120
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
+    """A value as mismatches print it: JSON unless a string, cut to a readable length."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
 
@@ -56,11 +58,20 @@ class FieldTest(Protocol):
 # --- strings -------------------------------------------------------------------------------------
 
 
+class StringOp(StrEnum):
+    """How a string condition compares (the StringMatcher oneof's field names)."""
+
+    EQUALS = "equals"
+    CONTAINS = "contains"
+    REGEX = "regex"
+    PREFIX = "prefix"
+
+
 @dataclass(frozen=True, slots=True)
 class StringTest:
     """A condition on one string: equals, contains, regex (search) or prefix, optionally ignoring case."""
 
-    kind: str
+    kind: StringOp
     operand: str
     ignore_case: bool = False
     pattern: re.Pattern[str] | None = None
@@ -70,9 +81,9 @@ class StringTest:
             return self.pattern.search(value) is not None
         if self.ignore_case:
             value = value.lower()
-        if self.kind == "equals":
+        if self.kind is StringOp.EQUALS:
             return value == self.operand
-        if self.kind == "contains":
+        if self.kind is StringOp.CONTAINS:
             return self.operand in value
         return value.startswith(self.operand)
 
@@ -81,22 +92,24 @@ class StringTest:
         return f"{self.kind.replace('_', ' ')} {self.operand!r}{case}"
 
 
-STRING_KINDS = ("equals", "contains", "regex", "prefix")
+def _choices(kinds: type[StrEnum]) -> str:
+    return ", ".join(k.value for k in kinds)
 
 
 def string_test(kind: str, operand: str, ignore_case: bool, where: str, errors: SpecErrors) -> StringTest:
     """Builds a StringTest, compiling regexes now so that bad ones fail when programmed."""
-    if kind not in STRING_KINDS:
-        errors.add(where, f"must set one of {', '.join(STRING_KINDS)}")
-        return StringTest("equals", operand)
-    if kind == "regex":
+    if kind not in StringOp.__members__.values():
+        errors.add(where, f"must set one of {_choices(StringOp)}")
+        return StringTest(StringOp.EQUALS, operand)
+    op = StringOp(kind)
+    if op is StringOp.REGEX:
         try:
             pattern = re.compile(operand, re.IGNORECASE if ignore_case else 0)
         except re.error as exc:
             errors.add(f"{where}.regex", f"invalid regular expression: {exc}")
-            return StringTest("equals", operand)
-        return StringTest(kind, operand, ignore_case, pattern)
-    return StringTest(kind, operand.lower() if ignore_case else operand, ignore_case)
+            return StringTest(StringOp.EQUALS, operand)
+        return StringTest(op, operand, ignore_case, pattern)
+    return StringTest(op, operand.lower() if ignore_case else operand, ignore_case)
 
 
 # --- method and path -----------------------------------------------------------------------------
@@ -113,18 +126,28 @@ class MethodTest:
         return [Mismatch("method", self.method, request.method)]
 
 
+class PathKind(StrEnum):
+    """How a path condition compares (the PathMatcher oneof's field names)."""
+
+    EXACT = "exact"
+    TEMPLATE = "template"
+    PREFIX = "prefix"
+    GLOB = "glob"
+    REGEX = "regex"
+
+
 @dataclass(frozen=True, slots=True)
 class PathTest:
     """A path condition; templates capture named segments for response templating."""
 
-    kind: str
+    kind: PathKind
     operand: str
     pattern: re.Pattern[str] | None = None
 
     def test(self, request: HttpRequest) -> bool:
-        if self.kind == "exact":
+        if self.kind is PathKind.EXACT:
             return request.path == self.operand
-        if self.kind == "prefix":
+        if self.kind is PathKind.PREFIX:
             return request.path.startswith(self.operand)
         assert self.pattern is not None
         return self.pattern.fullmatch(request.path) is not None
@@ -140,7 +163,6 @@ class PathTest:
 
 
 _TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(=\*\*)?\}")
-PATH_KINDS = ("exact", "template", "prefix", "glob", "regex")
 
 
 def _template_regex(template: str) -> str:
@@ -182,37 +204,46 @@ def _glob_regex(glob: str) -> str:
 
 
 def path_test(kind: str, operand: str, where: str, errors: SpecErrors) -> PathTest:
-    if kind not in PATH_KINDS:
-        errors.add(where, f"must set one of {', '.join(PATH_KINDS)}")
-        return PathTest("exact", operand)
-    if kind != "regex" and not operand.startswith("/"):
+    if kind not in PathKind.__members__.values():
+        errors.add(where, f"must set one of {_choices(PathKind)}")
+        return PathTest(PathKind.EXACT, operand)
+    path_kind = PathKind(kind)
+    if path_kind is not PathKind.REGEX and not operand.startswith("/"):
         errors.add(f"{where}.{kind}", f"must start with '/', got {operand!r}")
     try:
-        if kind == "template":
-            return PathTest(kind, operand, re.compile(_template_regex(operand)))
-        if kind == "glob":
-            return PathTest(kind, operand, re.compile(_glob_regex(operand)))
-        if kind == "regex":
-            return PathTest(kind, operand, re.compile(operand))
+        if path_kind is PathKind.TEMPLATE:
+            return PathTest(path_kind, operand, re.compile(_template_regex(operand)))
+        if path_kind is PathKind.GLOB:
+            return PathTest(path_kind, operand, re.compile(_glob_regex(operand)))
+        if path_kind is PathKind.REGEX:
+            return PathTest(path_kind, operand, re.compile(operand))
     except (re.error, ValueError) as exc:
         errors.add(f"{where}.{kind}", f"invalid {kind}: {exc}")
-    return PathTest("exact" if kind in ("template", "glob", "regex") else kind, operand)
+        return PathTest(PathKind.EXACT, operand)
+    return PathTest(path_kind, operand)
 
 
 # --- headers and query ---------------------------------------------------------------------------
+
+
+class FieldSource(StrEnum):
+    """Where a named request field comes from; the value is the prefix of its mismatches' field names."""
+
+    HEADERS = "headers"
+    QUERY = "query"
 
 
 @dataclass(frozen=True, slots=True)
 class FieldValueTest:
     """A condition on a header or query parameter, satisfied by any one of its values."""
 
-    source: str  # "headers" or "query"
+    source: FieldSource
     name: str
     value: StringTest | None = None
     absent: bool = False
 
     def _values(self, request: HttpRequest) -> list[str]:
-        if self.source == "headers":
+        if self.source is FieldSource.HEADERS:
             return request.header_values(self.name)
         return request.query_values(self.name)
 
@@ -232,18 +263,19 @@ class FieldValueTest:
             expected = "present"
         else:
             expected = self.value.describe()
-        actual = "(absent)" if not values else _show(", ".join(values))
+        actual = "(absent)" if not values else show(", ".join(values))
         return [Mismatch(f"{self.source}.{self.name}", expected, actual)]
 
 
 def field_value_test(
     source: str, name: str, value: StringTest | None, absent: bool, where: str, errors: SpecErrors
 ) -> FieldValueTest:
+    field_source = FieldSource(source)
     if not name:
         errors.add(f"{where}.name", "must not be empty")
     if absent and value is not None:
         errors.add(f"{where}.absent", "cannot be combined with value")
-    return FieldValueTest(source, name.lower() if source == "headers" else name, value, absent)
+    return FieldValueTest(field_source, name.lower() if field_source is FieldSource.HEADERS else name, value, absent)
 
 
 # --- bodies --------------------------------------------------------------------------------------
@@ -277,11 +309,25 @@ def _node_text(node: Any) -> str:
     return node if isinstance(node, str) else json.dumps(node, separators=(",", ":"))
 
 
+class BodyKind(StrEnum):
+    """How a body condition compares (the BodyMatcher oneof's field names)."""
+
+    EQUALS = "equals"
+    CONTAINS = "contains"
+    REGEX = "regex"
+    JSON_EQUALS = "json_equals"
+    JSON_SUBSET = "json_subset"
+    JSON_PATH = "json_path"
+
+
+_NEEDS_JSON = (BodyKind.JSON_EQUALS, BodyKind.JSON_SUBSET, BodyKind.JSON_PATH)
+
+
 @dataclass(frozen=True, slots=True)
 class BodyTest:
     """A condition on the body: bytes, text, regex, JSON equality, JSON subset or a JSONPath query."""
 
-    kind: str
+    kind: BodyKind
     operand: Any
     label: str = "body"  # the request field named in mismatches, e.g. body[1]
     pattern: re.Pattern[str] | None = None
@@ -292,18 +338,18 @@ class BodyTest:
 
     def test(self, request: HttpRequest) -> bool:
         kind = self.kind
-        if kind == "equals":
+        if kind is BodyKind.EQUALS:
             return bool(request.body == self.operand)
-        if kind == "contains":
+        if kind is BodyKind.CONTAINS:
             return self.operand in request.text
-        if kind == "regex":
+        if kind is BodyKind.REGEX:
             assert self.pattern is not None
             return self.pattern.search(request.text) is not None
         if not request.has_json:
             return False
-        if kind == "json_equals":
+        if kind is BodyKind.JSON_EQUALS:
             return json_equal(self.operand, request.json())
-        if kind == "json_subset":
+        if kind is BodyKind.JSON_SUBSET:
             return json_contains(self.operand, request.json())
         nodes = self._nodes(request)
         if self.has_node_equals:
@@ -317,25 +363,21 @@ class BodyTest:
         return list(self.query.findall(request.json()))
 
     def explain(self, request: HttpRequest) -> list[Mismatch]:
-        if self.kind in ("json_equals", "json_subset", "json_path") and not request.has_json:
-            return [Mismatch(self.label, f"{self.kind.replace('_', ' ')} (a JSON body)", _show(request.text))]
-        if self.kind == "json_path":
+        if self.kind in _NEEDS_JSON and not request.has_json:
+            return [Mismatch(self.label, f"{self.kind.replace('_', ' ')} (a JSON body)", show(request.text))]
+        if self.kind is BodyKind.JSON_PATH:
             nodes = self._nodes(request)
             if self.has_node_equals:
-                expected = f"{self.operand} equals {_show(self.node_equals)}"
+                expected = f"{self.operand} equals {show(self.node_equals)}"
             elif self.node_value is not None:
                 expected = f"{self.operand} {self.node_value.describe()}"
             else:
                 expected = f"{self.operand} selects something"
-            actual = "(nothing selected)" if not nodes else _show([_node_text(n) for n in nodes])
+            actual = "(nothing selected)" if not nodes else show([_node_text(n) for n in nodes])
             return [Mismatch(self.label, expected, actual)]
-        expected = (
-            f"{self.kind.replace('_', ' ')} {_show(self.operand if self.kind != 'equals' else repr(self.operand))}"
-        )
-        return [Mismatch(self.label, expected, _show(request.text))]
-
-
-BODY_KINDS = ("equals", "contains", "regex", "json_equals", "json_subset", "json_path")
+        operand = repr(self.operand) if self.kind is BodyKind.EQUALS else self.operand
+        expected = f"{self.kind.replace('_', ' ')} {show(operand)}"
+        return [Mismatch(self.label, expected, show(request.text))]
 
 
 def body_test(
@@ -348,16 +390,17 @@ def body_test(
     node_value: StringTest | None = None,
     label: str = "body",
 ) -> BodyTest:
-    if kind not in BODY_KINDS:
-        errors.add(where, f"must set one of {', '.join(BODY_KINDS)}")
-        return BodyTest("equals", b"")
-    if kind == "regex":
+    if kind not in BodyKind.__members__.values():
+        errors.add(where, f"must set one of {_choices(BodyKind)}")
+        return BodyTest(BodyKind.EQUALS, b"")
+    body_kind = BodyKind(kind)
+    if body_kind is BodyKind.REGEX:
         try:
-            return BodyTest(kind, operand, label, pattern=re.compile(operand))
+            return BodyTest(body_kind, operand, label, pattern=re.compile(operand))
         except re.error as exc:
             errors.add(f"{where}.regex", f"invalid regular expression: {exc}")
-            return BodyTest("equals", b"")
-    if kind == "json_path":
+            return BodyTest(BodyKind.EQUALS, b"")
+    if body_kind is BodyKind.JSON_PATH:
         if has_node_equals and node_value is not None:
             errors.add(f"{where}.json_path", "set at most one of equals and value")
         import jsonpath  # only sessions that program a JSONPath matcher pay for it: it is slow to import
@@ -367,9 +410,9 @@ def body_test(
         except jsonpath.JSONPathError as exc:
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             errors.add(f"{where}.json_path.expression", f"invalid JSONPath {operand!r}: {first_line}")
-            return BodyTest("equals", b"")
+            return BodyTest(BodyKind.EQUALS, b"")
         return BodyTest(
-            kind,
+            body_kind,
             operand,
             label,
             query=query,
@@ -377,7 +420,7 @@ def body_test(
             node_value=node_value,
             has_node_equals=has_node_equals,
         )
-    return BodyTest(kind, operand, label)
+    return BodyTest(body_kind, operand, label)
 
 
 # --- the whole request ---------------------------------------------------------------------------
@@ -404,6 +447,12 @@ class RequestMatcher:
             fields.append(_NoneOf(self.none_of))
         object.__setattr__(self, "_fields", tuple(fields))
 
+    @property
+    def depth(self) -> int:
+        """How many all_of/any_of/none_of levels this matcher nests (0: none)."""
+        children = (*self.all_of, *self.any_of, *self.none_of)
+        return 1 + max(c.depth for c in children) if children else 0
+
     def matches(self, request: HttpRequest) -> bool:
         return all(t.test(request) for t in self._fields)
 
@@ -429,7 +478,7 @@ class RequestMatcher:
                 if method and method != t.method:
                     return None  # two different methods: unsatisfiable; leave it to the linear scan
                 method = t.method
-            elif isinstance(t, PathTest) and t.kind == "exact":
+            elif isinstance(t, PathTest) and t.kind is PathKind.EXACT:
                 if path is not None and path != t.operand:
                     return None
                 path = t.operand
@@ -479,6 +528,9 @@ class _NoneOf:
         return [Mismatch(f"none_of[{i}]", "no match", "matched") for i in hits]
 
 
+MAX_NESTING = 8
+
+
 def request_matcher(
     method: str = "",
     path: PathTest | None = None,
@@ -488,8 +540,15 @@ def request_matcher(
     all_of: Sequence[RequestMatcher] = (),
     any_of: Sequence[RequestMatcher] = (),
     none_of: Sequence[RequestMatcher] = (),
+    where: str = "request",
+    errors: SpecErrors | None = None,
 ) -> RequestMatcher:
-    """Assembles a RequestMatcher from already validated parts, cheapest tests first."""
+    """Assembles a RequestMatcher from validated parts, cheapest tests first, and checks what only the whole
+    can: the method's syntax and how deep all_of/any_of/none_of nest. Without `errors`, problems raise."""
+    problems = errors if errors is not None else SpecErrors()
+    method = method.strip()
+    if method and not method.replace("-", "").isalpha():
+        problems.add(f"{where}.method", f"{method!r} is not an HTTP method")
     tests: list[FieldTest] = []
     if method:
         tests.append(MethodTest(method.upper()))
@@ -498,46 +557,30 @@ def request_matcher(
     tests.extend(query)
     tests.extend(headers)
     tests.extend(body)
-    return RequestMatcher(tuple(tests), path, tuple(all_of), tuple(any_of), tuple(none_of))
-
-
-def nearest(
-    candidates: Sequence[tuple[str, RequestMatcher]],
-    request: HttpRequest,
-    limit: int = 3,
-    extra: Callable[[str], list[Mismatch]] | None = None,
-) -> list[tuple[str, MatchResult]]:
-    """The `limit` candidates closest to matching `request`, closest first (ties keep candidate order)."""
-    scored: list[tuple[float, int, str, MatchResult]] = []
-    for order, (key, matcher) in enumerate(candidates):
-        result = matcher.match(request)
-        if extra is not None:
-            more = extra(key)
-            if more:
-                result = MatchResult(result.mismatches + tuple(more), result.checked + 1)
-        scored.append((result.distance, order, key, result))
-    scored.sort(key=lambda s: (s[0], s[1]))
-    return [(key, result) for _, _, key, result in scored[:limit]]
-
-
-def describe_mismatches(mismatches: Sequence[Mismatch]) -> str:
-    return "; ".join(f"{m.field}: expected {m.expected}, got {_show(m.actual)}" for m in mismatches)
+    built = RequestMatcher(tuple(tests), path, tuple(all_of), tuple(any_of), tuple(none_of))
+    if built.depth == MAX_NESTING + 1:  # reported once, where the limit is first crossed
+        problems.add(where, f"nests all_of/any_of/none_of more than {MAX_NESTING} levels deep")
+    if errors is None:
+        problems.raise_if_any()
+    return built
 
 
 __all__ = [
+    "BodyKind",
     "BodyTest",
+    "FieldSource",
     "FieldValueTest",
     "MatchResult",
     "Mismatch",
+    "PathKind",
     "PathTest",
     "RequestMatcher",
+    "StringOp",
     "StringTest",
     "body_test",
-    "describe_mismatches",
     "field_value_test",
     "json_contains",
     "json_equal",
-    "nearest",
     "path_test",
     "request_matcher",
     "string_test",

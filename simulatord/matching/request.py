@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
 _NO_JSON = object()
+
+
+class Routing(StrEnum):
+    """How a request addressed its session."""
+
+    PATH_PREFIX = "path_prefix"  # the session's base URL
+    HOST = "host"  # {session}.{tenant}.{host suffix}
+    HEADER = "header"  # x-simulatord-session
 
 
 @dataclass(frozen=True)
@@ -22,8 +31,7 @@ class HttpRequest:
     body: bytes = b""
     receive_time: float = 0.0  # seconds since the epoch
     http_version: str = "1.1"
-    routing: str = "path_prefix"  # path_prefix, host or header
-    path_params: dict[str, str] = field(default_factory=dict)
+    routing: Routing = Routing.PATH_PREFIX
 
     @cached_property
     def query(self) -> tuple[tuple[str, str], ...]:

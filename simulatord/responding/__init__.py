@@ -1,5 +1,6 @@
-"""Responding: what a stub sends back, and the pipeline of stages that turns a request into a reply."""
+"""Responding: what a stub sends back, and the behaviour chain between rendering a reply and delivering it."""
 
+from simulatord.responding.behaviour import Behaviour, Context
 from simulatord.responding.reply import Reply, ResponseSpec
 
-__all__ = ["Reply", "ResponseSpec"]
+__all__ = ["Behaviour", "Context", "Reply", "ResponseSpec"]

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from simulatord.errors import SpecErrors
-from simulatord.responding.timing import MAX_DELAY_SECONDS, Dribble
-from simulatord.responding.wire import ABORTED, CLIENT_DISCONNECTED, Out
+from simulatord.responding.timing import MAX_DELAY_SECONDS, Delay, Dribble
+from simulatord.responding.wire import End, NoRawConnection, Out, unsupported
 
-KINDS = ("reset", "close", "garbage", "truncated_body", "malformed_chunk", "hang")
+if TYPE_CHECKING:
+    from simulatord.responding.behaviour import Context, Proceed
+    from simulatord.responding.reply import Reply
+
+
+class FaultKind(StrEnum):
+    """What goes wrong (the FaultKind enum's names, lower case)."""
+
+    RESET = "reset"
+    CLOSE = "close"
+    GARBAGE = "garbage"
+    TRUNCATED_BODY = "truncated_body"
+    MALFORMED_CHUNK = "malformed_chunk"
+    HANG = "hang"
+
+
 # Kinds that may send part of the response first.
-_PARTIAL = ("reset", "truncated_body", "malformed_chunk")
+_PARTIAL = (FaultKind.RESET, FaultKind.TRUNCATED_BODY, FaultKind.MALFORMED_CHUNK)
 DEFAULT_GARBAGE = b"NOT-HTTP simulatord garbage \x00\xff\xfe\r\n\r\n"
 # A chunk-size line must be hexadecimal (RFC 9112 section 7.1); clients reject this one.
 MALFORMED_CHUNK = b"zz-not-a-chunk-size\r\nsimulatord\r\n"
@@ -24,7 +41,7 @@ MALFORMED_H2_FRAME = b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x"
 class Fault:
     """A programmed fault; `after_body_bytes` is None when nothing of the response is sent first."""
 
-    kind: str
+    kind: FaultKind
     after_body_bytes: int | None = None
     garbage: bytes = DEFAULT_GARBAGE
     hang_for: float = 0.0  # 0: the daemon's maximum
@@ -40,9 +57,10 @@ def fault(
     errors: SpecErrors,
 ) -> Fault | None:
     """Validates a fault against the response body it belongs to; `where` is the Fault message's path."""
-    if kind not in KINDS:
-        errors.add(f"{where}.kind", f"must be one of {', '.join(k.upper() for k in KINDS)}")
+    if kind not in FaultKind.__members__.values():
+        errors.add(f"{where}.kind", f"must be one of {', '.join(k.name for k in FaultKind)}")
         return None
+    kind = FaultKind(kind)
     ok = True
     if after_body_bytes is not None:
         if kind not in _PARTIAL:
@@ -51,62 +69,80 @@ def fault(
         elif after_body_bytes < 0:
             errors.add(f"{where}.after_body_bytes", f"must not be negative, got {after_body_bytes}")
             ok = False
-        elif after_body_bytes > body_size or (kind == "truncated_body" and after_body_bytes == body_size):
-            limit = "less than" if kind == "truncated_body" else "at most"
+        elif after_body_bytes > body_size or (kind is FaultKind.TRUNCATED_BODY and after_body_bytes == body_size):
+            limit = "less than" if kind is FaultKind.TRUNCATED_BODY else "at most"
             errors.add(
                 f"{where}.after_body_bytes", f"must be {limit} the body's size ({body_size}), got {after_body_bytes}"
             )
             ok = False
-    if kind == "truncated_body" and body_size == 0:
+    if kind is FaultKind.TRUNCATED_BODY and body_size == 0:
         errors.add(f"{where}.kind", "TRUNCATED_BODY needs a non-empty body to truncate")
         ok = False
-    if garbage and kind != "garbage":
+    if garbage and kind is not FaultKind.GARBAGE:
         errors.add(f"{where}.garbage", "only applies to GARBAGE")
         ok = False
-    if hang_for and kind != "hang":
+    if hang_for and kind is not FaultKind.HANG:
         errors.add(f"{where}.hang_for", "only applies to HANG")
         ok = False
     if not 0 <= hang_for <= MAX_DELAY_SECONDS:
         errors.add(f"{where}.hang_for", f"must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds")
         ok = False
-    if after_body_bytes is None and kind in ("truncated_body", "malformed_chunk"):
-        after_body_bytes = body_size // 2 if kind == "truncated_body" else 0
+    if after_body_bytes is None and kind in (FaultKind.TRUNCATED_BODY, FaultKind.MALFORMED_CHUNK):
+        after_body_bytes = body_size // 2 if kind is FaultKind.TRUNCATED_BODY else 0
     return Fault(kind, after_body_bytes, garbage or DEFAULT_GARBAGE, hang_for) if ok else None
 
 
-async def perform(fault: Fault, out: Out, body_delay: float, dribble: Dribble | None) -> str:
+async def perform(fault: Fault, reply: Reply, out: Out, body_delay: float, dribble: Dribble | None) -> End:
     """Runs the fault for one request; returns how the response ended."""
     kind = fault.kind
-    if kind == "hang":
+    if kind is FaultKind.HANG:
         limit = min(fault.hang_for or out.max_seconds, out.max_seconds)
         if not await out.sleep(limit):
-            return CLIENT_DISCONNECTED
+            return End.CLIENT_DISCONNECTED
         out.connection().close()  # the server gives up: the client sees the connection close unanswered
-        return ABORTED
+        return End.ABORTED
     conn = out.connection()
-    if kind == "close":
+    if kind is FaultKind.CLOSE:
         conn.close()
-        return ABORTED
-    if kind == "garbage":
+        return End.ABORTED
+    if kind is FaultKind.GARBAGE:
         conn.write(fault.garbage)
         await conn.flush()
         conn.close()
-        return ABORTED
+        return End.ABORTED
     if fault.after_body_bytes is None:  # reset before any byte of the response
         await conn.reset()
-        return ABORTED
-    body = out.reply.body
+        return End.ABORTED
+    body = reply.body
     # Without a Content-Length, HTTP/1.1 frames the body in chunks: the malformed one follows valid ones.
-    await out.start(None if kind == "malformed_chunk" else len(body))
+    await out.start(reply, None if kind is FaultKind.MALFORMED_CHUNK else len(body))
     if not await out.sleep(body_delay) or not await out.send_body(body[: fault.after_body_bytes], dribble):
-        return CLIENT_DISCONNECTED
+        return End.CLIENT_DISCONNECTED
     await conn.flush()
-    if kind == "reset":
+    if kind is FaultKind.RESET:
         await conn.reset()
-    elif kind == "truncated_body":
+    elif kind is FaultKind.TRUNCATED_BODY:
         conn.close()
     else:
         conn.write(MALFORMED_H2_FRAME if out.wire.http_version == "2" else MALFORMED_CHUNK)
         await conn.flush()
         conn.close()
-    return ABORTED
+    return End.ABORTED
+
+
+@dataclass(frozen=True)
+class FaultDelivery:
+    """The behaviour that delivers a response by breaking it as programmed."""
+
+    fault: Fault
+    body_delay: Delay | None = None
+    dribble: Dribble | None = None
+    name = "fault"
+
+    async def apply(self, reply: Reply, context: Context, proceed: Proceed) -> End:
+        out = context.out()
+        body_delay = self.body_delay.sample() if self.body_delay is not None else 0.0
+        try:
+            return await perform(self.fault, reply, out, body_delay, self.dribble)
+        except NoRawConnection as exc:
+            return await unsupported(out, reply, exc)

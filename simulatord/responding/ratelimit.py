@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from simulatord.errors import SpecErrors
 from simulatord.matching.request import HttpRequest
+from simulatord.names import ID_RULE, valid_id
+from simulatord.responding.behaviour import with_behaviours
 from simulatord.responding.reply import Reply, ResponseSpec
+from simulatord.responding.wire import End
+
+if TYPE_CHECKING:
+    from simulatord.responding.behaviour import Context, Proceed
 
 # Buckets keyed by a header value could grow without bound under a load test with random keys;
 # past this many, full buckets (which carry no information) are dropped.
 MAX_BUCKETS = 10_000
+MAX_PERIOD_SECONDS = 24 * 3600.0
 
 
 @dataclass(frozen=True)
 class RateLimitRule:
-    """A stub's rate limit as programmed. `bucket` is already resolved (the stub's own when unnamed)."""
+    """A stub's rate limit as programmed; `bucket` is `named:{name}`, `stub:{id}`, or empty until a stub owns it."""
 
     limit: int
     period: float
@@ -67,14 +77,65 @@ class RateDecision:
             out.insert(0, ("retry-after", str(max(1, math.ceil(self.retry_after)))))
         return out
 
-    def apply(self, reply: Reply) -> Reply:
-        reply.headers = [*reply.headers, *self.headers()]
-        return reply
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """The behaviour of a rate-limited stub's responses: report the bucket in x-ratelimit-* headers."""
+
+    name = "rate_limit"
+
+    async def apply(self, reply: Reply, context: Context, proceed: Proceed) -> End:
+        if context.rate is not None:
+            reply.headers = [*reply.headers, *context.rate.headers()]
+        return await proceed(reply)
+
+
+RATE_LIMIT_HEADERS = RateLimitHeaders()
 
 
 def default_response() -> ResponseSpec:
     body = {"error": "rate limit exceeded", "reason": "RATE_LIMITED"}
     return ResponseSpec(429, (("content-type", "application/json"),), json.dumps(body).encode())
+
+
+def rule(
+    limit: int,
+    period: float,
+    key_header: str,
+    bucket: str,
+    response: ResponseSpec | None,
+    where: str,
+    errors: SpecErrors,
+) -> RateLimitRule:
+    """Validates a stub's rate limit; `where` is the RateLimit message's path. An unnamed bucket is the
+    stub's own, which the stub resolves (`private`)."""
+    if limit < 1:
+        errors.add(f"{where}.limit", "must be at least 1")
+    if not (math.isfinite(period) and 0 < period <= MAX_PERIOD_SECONDS):
+        errors.add(f"{where}.period", f"must be positive and at most {MAX_PERIOD_SECONDS:.0f} seconds")
+    key_header = key_header.strip().lower()
+    if any(c in key_header for c in " :\r\n\t"):
+        errors.add(f"{where}.key_header", f"{key_header!r} is not a header name")
+    if bucket and not valid_id(bucket):
+        errors.add(f"{where}.bucket", f"{bucket!r} {ID_RULE}")
+    return RateLimitRule(
+        limit=max(limit, 1),
+        period=period if period > 0 else 1.0,
+        key_header=key_header,
+        # Named buckets are shared by the stubs naming them.
+        bucket=f"named:{bucket}" if bucket else "",
+        response=response or default_response(),
+    )
+
+
+def private(rule: RateLimitRule, stub_id: str) -> RateLimitRule:
+    """The rule as one stub applies it: an unnamed bucket becomes the stub's own, and every answer, the
+    limited one included, reports the bucket in its headers."""
+    return dataclasses.replace(
+        rule,
+        bucket=rule.bucket or f"stub:{stub_id}",
+        response=with_behaviours(rule.response, RATE_LIMIT_HEADERS),
+    )
 
 
 class Buckets:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulatord.errors import SpecErrors
+
+if TYPE_CHECKING:
+    from simulatord.responding.behaviour import Behaviour
+
+MAX_DELAY_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -17,17 +22,18 @@ class ResponseSpec:
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
-    delay: float = 0.0  # seconds before the response starts
-    # A templating.ResponseTemplate when the response is rendered per request; None keeps the plain path free.
-    template: Any = None
-    # A delivery.Shaping (timing, fault, stream) when delivery is programmed; None keeps the plain path free.
-    shaping: Any = None
+    # What happens between rendering and delivery, in chain order; empty keeps the request on the plain path.
+    behaviours: tuple[Behaviour, ...] = ()
     # The headers as the ASGI server takes them (lower-case latin-1 bytes, Content-Length added), encoded once
     # here so that a plain reply costs no encoding per request.
     wire_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "wire_headers", encode_headers(self.headers, self.body))
+
+    def render(self) -> Reply:
+        """The reply as programmed, before any behaviour; it shares the spec's headers and body."""
+        return Reply(self.status, self.headers, self.body, spec=self)
 
 
 def encode_headers(headers: Sequence[tuple[str, str]], body: bytes | None = None) -> tuple[tuple[bytes, bytes], ...]:
@@ -41,36 +47,36 @@ def encode_headers(headers: Sequence[tuple[str, str]], body: bytes | None = None
 
 @dataclass
 class Reply:
-    """What the HTTP edge sends for one request; behaviours may rewrite it before it is sent."""
+    """What is sent for one request; behaviours may rewrite it before it is sent."""
 
     status: int
     # Behaviours that change headers or body assign new ones, never edit these in place: a plain reply shares
     # them with its spec, which is how `asgi_headers` knows the spec's encoding still describes it.
     headers: Sequence[tuple[str, str]]
     body: bytes = b""
-    # A streamed body replaces `body` when set; each item is one chunk (or one SSE event).
-    stream: AsyncIterator[bytes] | None = None
-    delay: float = 0.0
-    # The spec's delivery.Shaping: set, the edge hands the reply to delivery.deliver instead of sending it plainly.
-    shaping: Any = None
     # The spec this reply was rendered from, if any.
     spec: ResponseSpec | None = None
-    # Filled in while sending, for the journal.
+    # Filled in by deliveries that send piece by piece, for the journal; None: the whole body went out.
+    sent_bytes: int | None = None
     events_sent: int = 0
-    notes: dict[str, Any] = field(default_factory=dict)
 
     def asgi_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The headers to send: the spec's, encoded when it was programmed, while headers and body are still
         the spec's own objects (the plain path); otherwise encoded now."""
         spec = self.spec
-        if self.stream is not None:
-            return encode_headers(self.headers)
         if spec is not None and self.headers is spec.headers and self.body is spec.body:
             return spec.wire_headers
         return encode_headers(self.headers, self.body)
 
+    @property
+    def body_size(self) -> int:
+        """Bytes of body that went out."""
+        return len(self.body) if self.sent_bytes is None else self.sent_bytes
 
-MAX_DELAY_SECONDS = 600.0
+
+def json_reply(status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()) -> Reply:
+    """A reply the daemon writes itself (errors, near misses): a JSON body."""
+    return Reply(status, [("content-type", "application/json"), *headers], json.dumps(payload).encode())
 
 
 def response_spec(
@@ -78,7 +84,6 @@ def response_spec(
     headers: Sequence[tuple[str, str]],
     body_kind: str | None,
     body: Any,
-    delay: float,
     where: str,
     errors: SpecErrors,
 ) -> ResponseSpec:
@@ -90,8 +95,6 @@ def response_spec(
     for i, (name, value) in enumerate(headers):
         if not name or any(c in name for c in " :\r\n\t") or "\r" in value or "\n" in value:
             errors.add(f"{where}.headers[{i}]", f"invalid header {name!r}: {value!r}")
-    if not 0 <= delay <= MAX_DELAY_SECONDS:
-        errors.add(f"{where}.delay", f"must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds")
     names = {name.lower() for name, _ in headers}
     extra: list[tuple[str, str]] = []
     encoded = b""
@@ -105,4 +108,4 @@ def response_spec(
         encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         if "content-type" not in names:
             extra.append(("content-type", "application/json"))
-    return ResponseSpec(status, tuple(headers) + tuple(extra), encoded, delay)
+    return ResponseSpec(status, tuple(headers) + tuple(extra), encoded)

@@ -5,13 +5,41 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from simulatord.errors import SpecErrors
 from simulatord.responding.timing import MAX_DELAY_SECONDS, Delay
-from simulatord.responding.wire import ABORTED, CLIENT_DISCONNECTED, COMPLETE, Out
+from simulatord.responding.wire import End, NoRawConnection, Out, unsupported
 
-AFTER_LAST = ("end", "hold_open", "repeat")
-ABORTS = ("reset", "close", "end")
+if TYPE_CHECKING:
+    from simulatord.responding.behaviour import Context, Proceed
+    from simulatord.responding.reply import Reply
+
+
+class StreamKind(StrEnum):
+    """Which stream (the Response's `stream` oneof field names); also the behaviour's name."""
+
+    SSE = "sse"
+    CHUNKED = "chunked"
+
+
+class AfterLast(StrEnum):
+    """What a stream does after its last piece."""
+
+    END = "end"
+    HOLD_OPEN = "hold_open"
+    REPEAT = "repeat"
+
+
+class Abort(StrEnum):
+    """How `abort_after` ends a stream."""
+
+    RESET = "reset"
+    CLOSE = "close"
+    END = "end"
+
+
 KEEP_ALIVE = b": keep-alive\n\n"
 SSE_HEADERS = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
 
@@ -26,15 +54,15 @@ class Piece:
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """A programmed stream; `kind` is `sse` or `chunked`."""
+    """A programmed stream of events or chunks."""
 
-    kind: str
+    kind: StreamKind
     pieces: tuple[Piece, ...]
     gap: Delay | None = None  # drawn before every piece
     keep_alive: float = 0.0  # SSE only; 0: never
-    after_last: str = "end"
+    after_last: AfterLast = AfterLast.END
     abort_after: int = 0
-    abort: str = "reset"
+    abort: Abort = Abort.RESET
 
 
 def sse_event(
@@ -73,7 +101,7 @@ def stream(
     errors: SpecErrors,
 ) -> StreamSpec | None:
     """Validates a stream; `where` is the SseStream or ChunkedStream message's path."""
-    noun = "events" if kind == "sse" else "chunks"
+    noun = "events" if kind == StreamKind.SSE else "chunks"
     ok = True
     if not pieces:
         errors.add(f"{where}.{noun}", "must hold at least one")
@@ -88,22 +116,24 @@ def stream(
     if abort_after < 0:
         errors.add(f"{where}.abort_after", f"must not be negative, got {abort_after}")
         ok = False
-    elif abort_after > len(pieces) and after_last != "repeat":
+    elif abort_after > len(pieces) and after_last != AfterLast.REPEAT:
         errors.add(f"{where}.abort_after", f"exceeds the {len(pieces)} {noun} programmed and after_last is not REPEAT")
         ok = False
-    if after_last not in AFTER_LAST:
+    if after_last not in AfterLast.__members__.values():
         errors.add(f"{where}.after_last", "unknown StreamAfterLast value")
         ok = False
-    if abort not in ABORTS:
+    if abort not in Abort.__members__.values():
         errors.add(f"{where}.abort", "unknown StreamAbort value")
         ok = False
     # Without any wait a repeating stream would write as fast as the socket drains and starve the daemon.
-    if after_last == "repeat" and gap is None and not any(p.delay > 0 for p in pieces):
+    if after_last == AfterLast.REPEAT and gap is None and not any(p.delay > 0 for p in pieces):
         errors.add(f"{where}.after_last", f"REPEAT needs a delay: on one of the {noun} or a {noun[:-1]}_delay")
         ok = False
     if not ok:
         return None
-    return StreamSpec(kind, tuple(pieces), gap, keep_alive, after_last, abort_after, abort)
+    return StreamSpec(
+        StreamKind(kind), tuple(pieces), gap, keep_alive, AfterLast(after_last), abort_after, Abort(abort)
+    )
 
 
 _OK, _GONE, _DEADLINE = "ok", "gone", "deadline"
@@ -132,43 +162,63 @@ class _Run:
             return _GONE
         return _DEADLINE if target > self.deadline else _OK
 
-    async def run(self) -> str:
+    async def run(self) -> End:
         spec, out = self.spec, self.out
-        sent = 0
         while True:
             for piece in spec.pieces:
                 wait = piece.delay + (spec.gap.sample() if spec.gap is not None else 0.0)
                 outcome = await self.pause(wait)
                 if outcome == _GONE:
-                    return CLIENT_DISCONNECTED
+                    return End.CLIENT_DISCONNECTED
                 if outcome == _DEADLINE:
                     await out.end()
-                    return COMPLETE
+                    return End.COMPLETE
                 await out.body(piece.data)
-                sent += 1
-                out.reply.events_sent = sent
-                if spec.abort_after and sent >= spec.abort_after:
+                out.events += 1
+                if spec.abort_after and out.events >= spec.abort_after:
                     return await self.abort()
-            if spec.after_last == "repeat":
+            if spec.after_last is AfterLast.REPEAT:
                 continue
-            if spec.after_last == "hold_open" and await self.pause(math.inf) == _GONE:
-                return CLIENT_DISCONNECTED
+            if spec.after_last is AfterLast.HOLD_OPEN and await self.pause(math.inf) == _GONE:
+                return End.CLIENT_DISCONNECTED
             await out.end()
-            return COMPLETE
+            return End.COMPLETE
 
-    async def abort(self) -> str:
-        if self.spec.abort == "end":
+    async def abort(self) -> End:
+        if self.spec.abort is Abort.END:
             await self.out.end()
-            return COMPLETE
+            return End.COMPLETE
         conn = self.out.connection()
         await conn.flush()
-        if self.spec.abort == "reset":
+        if self.spec.abort is Abort.RESET:
             await conn.reset()
         else:
             conn.close()
-        return ABORTED
+        return End.ABORTED
 
 
-async def run(spec: StreamSpec, out: Out) -> str:
+async def run(spec: StreamSpec, out: Out) -> End:
     """Sends the stream's pieces (the headers are already sent); returns how it ended."""
     return await _Run(spec, out).run()
+
+
+@dataclass(frozen=True)
+class StreamDelivery:
+    """The behaviour that delivers a response as a stream, after an optional pause once the headers are out."""
+
+    stream: StreamSpec
+    body_delay: Delay | None = None
+
+    @property
+    def name(self) -> str:
+        return self.stream.kind.value
+
+    async def apply(self, reply: Reply, context: Context, proceed: Proceed) -> End:
+        out = context.out()
+        try:
+            await out.start(reply, None)
+            if self.body_delay is not None and not await out.sleep(self.body_delay.sample()):
+                return End.CLIENT_DISCONNECTED
+            return await run(self.stream, out)
+        except NoRawConnection as exc:
+            return await unsupported(out, reply, exc)

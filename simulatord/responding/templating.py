@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from simulatord.errors import SpecErrors
 from simulatord.matching.request import HttpRequest
-from simulatord.responding.reply import Reply, ResponseSpec
+from simulatord.responding.reply import Reply, ResponseSpec, json_reply
+from simulatord.responding.wire import End
 
 if TYPE_CHECKING:
     from jinja2 import TemplateSyntaxError
     from jinja2.environment import Template
     from jinja2.sandbox import SandboxedEnvironment
+
+    from simulatord.responding.behaviour import Context, Proceed
 
 
 # Jinja is imported, and its environment built, when the first template is programmed: a daemon whose
@@ -214,7 +217,7 @@ def request_values(request: HttpRequest, captures: Mapping[str, str]) -> dict[st
     }
 
 
-def context(
+def variables(
     request: HttpRequest,
     captures: Mapping[str, str],
     match: int,
@@ -252,22 +255,14 @@ class ResponseTemplate:
     json: JsonTemplate | None = None
     seed: int | None = None
 
-    def render_reply(
-        self,
-        reply: Reply,
-        request: HttpRequest,
-        captures: Mapping[str, str],
-        match: int,
-        sequence: int,
-        state: str,
-    ) -> Reply:
-        """Builds the variables of this request and renders over `reply`."""
-        values = context(request, captures, match, sequence, state, self.seed, time.time())
-        return self.apply(reply, values)
+    name = "template"
 
-    def apply(self, reply: Reply, values: Mapping[str, Any]) -> Reply:
-        """Renders over a reply built the plain way (so other behaviours' fields survive); a failure
-        answers 500 saying which part failed, so the test author sees why."""
+    async def apply(self, reply: Reply, context: Context, proceed: Proceed) -> End:
+        """Renders over the reply with this request's variables; a failure is answered with a 500 that says
+        which part failed (skipping the rest of the chain), so the test author sees why."""
+        values = variables(
+            context.request, context.captures, context.match, context.sequence, context.state, self.seed, time.time()
+        )
         part = "status"
         try:
             if self.status is not None:
@@ -292,8 +287,8 @@ class ResponseTemplate:
             if len(reply.body) > MAX_RENDERED_BYTES:
                 raise TemplateRenderError(f"rendered body exceeds {MAX_RENDERED_BYTES} bytes")
         except Exception as exc:  # a template is user code: any failure becomes an explained 500
-            return template_error_reply(part, exc)
-        return reply
+            return await context.finish(template_error_reply(part, exc))
+        return await proceed(reply)
 
 
 def _header_value(value: str) -> str:
@@ -303,7 +298,7 @@ def _header_value(value: str) -> str:
 
 def template_error_reply(part: str, exc: BaseException) -> Reply:
     payload = {"error": f"response template failed in {part}: {type(exc).__name__}: {exc}", "reason": "TEMPLATE_ERROR"}
-    return Reply(500, [("content-type", "application/json"), (ERROR_HEADER, part)], json.dumps(payload).encode())
+    return json_reply(500, payload, [(ERROR_HEADER, part)])
 
 
 def compile_response(

@@ -1,10 +1,13 @@
-"""What shaped replies (timing, faults, streams) need from the HTTP edge, and a sender that counts what left."""
+"""What replies need from the HTTP edge (ASGI send and receive, the raw connection) and a sender that counts."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, MutableMapping
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from simulatord.responding.reply import encode_headers
@@ -13,10 +16,15 @@ if TYPE_CHECKING:
     from simulatord.responding.reply import Reply
     from simulatord.responding.timing import Dribble
 
-# How a response ended, as the journal spells it.
-COMPLETE = "complete"
-CLIENT_DISCONNECTED = "client_disconnected"
-ABORTED = "aborted"
+log = logging.getLogger(__name__)
+
+
+class End(StrEnum):
+    """How a response ended, as the journal records it."""
+
+    COMPLETE = "complete"
+    CLIENT_DISCONNECTED = "client_disconnected"
+    ABORTED = "aborted"  # on purpose: a programmed fault
 
 
 class NoRawConnection(RuntimeError):
@@ -44,25 +52,33 @@ class Wire(Protocol):
 
     http_version: str
     max_seconds: float  # no stream or hang lasts longer than this
-
-    async def send(self, message: MutableMapping[str, Any]) -> None: ...
-
-    async def receive(self) -> Mapping[str, Any]: ...
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]]
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]]
 
     def connection(self) -> Connection:
         """The raw connection; raises NoRawConnection when the server does not expose it."""
         ...
 
 
-class Out:
-    """Sends one shaped reply over a wire, watching for the client leaving, and counts what was sent."""
+async def send_plain(reply: Reply, wire: Wire) -> End:
+    """Sends a complete reply in two ASGI messages: the plain path, taken by every reply nothing shapes."""
+    try:
+        await wire.send({"type": "http.response.start", "status": reply.status, "headers": reply.asgi_headers()})
+        await wire.send({"type": "http.response.body", "body": reply.body})
+    except OSError:
+        return End.CLIENT_DISCONNECTED
+    return End.COMPLETE
 
-    def __init__(self, reply: Reply, wire: Wire) -> None:
-        self.reply = reply
+
+class Out:
+    """Sends one reply piece by piece over a wire, watching for the client leaving, and counts what was sent."""
+
+    def __init__(self, wire: Wire) -> None:
         self.wire = wire
         self.max_seconds = wire.max_seconds
         self.started = False
         self.bytes = 0
+        self.events = 0
         self._gone = asyncio.Event()
         # The request body has been read to its end, so the next ASGI message can only be
         # http.disconnect: a task waits for it while we sleep and send.
@@ -86,12 +102,12 @@ class Out:
                 await asyncio.wait_for(self._gone.wait(), seconds)
         return not self._gone.is_set()
 
-    async def start(self, content_length: int | None) -> None:
+    async def start(self, reply: Reply, content_length: int | None) -> None:
         """Sends the status line and headers; without a Content-Length HTTP/1.1 uses chunked coding."""
-        headers = [(n, v) for n, v in encode_headers(self.reply.headers) if n != b"content-length"]
+        headers = [(n, v) for n, v in encode_headers(reply.headers) if n != b"content-length"]
         if content_length is not None:
             headers.append((b"content-length", str(content_length).encode()))
-        await self.wire.send({"type": "http.response.start", "status": self.reply.status, "headers": headers})
+        await self.wire.send({"type": "http.response.start", "status": reply.status, "headers": headers})
         self.started = True
 
     async def body(self, data: bytes) -> None:
@@ -114,13 +130,32 @@ class Out:
     async def end(self) -> None:
         await self.wire.send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def whole(self, reply: Reply) -> End:
+        """Sends a complete reply (after a wait that needed the watcher, say)."""
+        await self.start(reply, len(reply.body))
+        if not await self.send_body(reply.body, None):
+            return End.CLIENT_DISCONNECTED
+        await self.end()
+        return End.COMPLETE
+
     def connection(self) -> Connection:
         return self.wire.connection()
 
-    def close(self) -> None:
-        """Stops the watcher and leaves the journal's view of the reply: what was actually sent."""
+    def close(self, reply: Reply) -> None:
+        """Stops the watcher and leaves in `reply` the journal's view of it: what was actually sent."""
         self._watcher.cancel()
-        self.reply.notes["body_bytes_sent"] = self.bytes
+        reply.sent_bytes = self.bytes
+        reply.events_sent = self.events
         if not self.started:  # no status line left: the journal records status 0 and no headers
-            self.reply.status = 0
-            self.reply.headers = []
+            reply.status = 0
+            reply.headers = []
+
+
+async def unsupported(out: Out, reply: Reply, exc: NoRawConnection) -> End:
+    """Says loudly that a fault cannot be performed here, rather than answer something nobody programmed."""
+    log.error("cannot perform a fault: %s", exc)
+    if out.started:
+        return End.ABORTED
+    body = json.dumps({"error": str(exc), "reason": "FAULT_UNSUPPORTED"}).encode()
+    reply.status, reply.headers, reply.body = 500, [("content-type", "application/json")], body
+    return await out.whole(reply)

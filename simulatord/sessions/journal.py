@@ -7,19 +7,40 @@ import contextlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
 
-from simulatord.matching.matchers import Mismatch
+from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
+from simulatord.responding.wire import End
 
 
-@dataclass(frozen=True, slots=True)
-class NearMiss:
-    """A stub that did not match a request, and why."""
+class ExchangeKind(StrEnum):
+    """What an exchange records."""
 
-    stub_name: str
-    description: str
-    mismatches: tuple[Mismatch, ...]
+    HTTP = "http"
+    WEBSOCKET_UPGRADE = "websocket_upgrade"
+    WEBSOCKET_FRAME = "websocket_frame"
+
+
+class Direction(StrEnum):
+    """Who sent a WebSocket frame."""
+
+    INBOUND = "inbound"  # the client
+    OUTBOUND = "outbound"  # the simulator
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A recorded WebSocket message or close (an Exchange of kind WEBSOCKET_FRAME holds it)."""
+
+    connection: int  # the sequence number of the connection's upgrade exchange
+    direction: Direction
+    text: str | None = None
+    binary: bytes | None = None
+    close_code: int | None = None
+    close_reason: str = ""
+    size: int = 0
+    origin: str = ""  # what sent an outbound frame: on_connect, rules[i], control, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +64,12 @@ class Exchange:
     response_headers: tuple[tuple[str, str], ...]
     response_body_size: int
     duration: float
-    end: str = "complete"  # complete, client_disconnected or aborted
+    end: End = End.COMPLETE
     event_count: int = 0
+    behaviours: tuple[str, ...] = ()  # the behaviours that shaped the response, in the order they ran
     size: int = field(default=0)
-    kind: str = "http"  # http, websocket_upgrade or websocket_frame
-    frame: Any = None  # a sessions.websockets.Frame for kind websocket_frame
+    kind: ExchangeKind = ExchangeKind.HTTP
+    frame: Frame | None = None  # for kind WEBSOCKET_FRAME
 
     @property
     def matched(self) -> bool:
@@ -172,20 +194,28 @@ class Journal:
         return None
 
 
+class MatchState(StrEnum):
+    """Whether an exchange was answered by a stub; ANY selects both."""
+
+    ANY = ""
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+
+
 @dataclass(frozen=True)
 class ExchangeFilter:
     """Selects exchanges; every field that is set must hold."""
 
-    match_state: str = ""  # "", "matched" or "unmatched"
+    match_state: MatchState = MatchState.ANY
     stub: str = ""  # stub resource name or id
     method: str = ""
     path: str = ""
     path_prefix: str = ""
 
     def accepts(self, exchange: Exchange) -> bool:
-        if self.match_state == "matched" and not exchange.stub_name:
+        if self.match_state is MatchState.MATCHED and not exchange.stub_name:
             return False
-        if self.match_state == "unmatched" and exchange.stub_name:
+        if self.match_state is MatchState.UNMATCHED and exchange.stub_name:
             return False
         if self.stub and exchange.stub_name != self.stub and not exchange.stub_name.endswith(f"/stubs/{self.stub}"):
             return False

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from simulatord.errors import NotFound, invalid
-from simulatord.matching.request import HttpRequest
+from simulatord.errors import FailedPrecondition, NotFound, invalid
 from simulatord.names import SessionKey
-from simulatord.responding.reply import Reply
+from simulatord.sessions.connections import Push
 from simulatord.sessions.journal import Exchange, ExchangeFilter, JournalLimits
-from simulatord.sessions.session import Selection, Session
+from simulatord.sessions.session import Session
+from simulatord.sessions.settings import SessionSettings
 from simulatord.sessions.store import SessionStore
 from simulatord.sessions.stubs import Stub
 from simulatord.sessions.verify import VerifyReport, verify
@@ -54,7 +53,7 @@ def decode_token(token: str, kind: str, field: str = "page_token") -> int:
         if data["k"] != kind or not isinstance(data["p"], int) or data["p"] < 0:
             raise ValueError
         return int(data["p"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise invalid(field, "is not a token returned by a previous call of this method") from None
 
 
@@ -82,7 +81,7 @@ class WaitResult:
 
 
 class Simulator:
-    """Owns the store and performs every operation; the gRPC servicer and the HTTP front only translate."""
+    """Every control-plane operation on sessions, stubs and exchanges; the gRPC servicer only translates."""
 
     def __init__(
         self,
@@ -100,29 +99,14 @@ class Simulator:
 
     # --- sessions --------------------------------------------------------------------------------
 
-    def limits(self, max_exchanges: int = 0, max_bytes: int = 0, max_body_bytes: int = 0) -> JournalLimits:
-        d = self.default_limits
-        return JournalLimits(
-            max_exchanges or d.max_exchanges, max_bytes or d.max_bytes, max_body_bytes or d.max_body_bytes
-        )
-
-    def create_session(
-        self,
-        key: SessionKey,
-        labels: dict[str, str],
-        ttl: float | None,
-        limits: JournalLimits,
-        unmatched_status: int,
-        stubs: Sequence[Stub],
-    ) -> Session:
-        now = self.clock()
+    def create_session(self, key: SessionKey, settings: SessionSettings, stubs: Sequence[Stub] = ()) -> Session:
         session = Session(
             key=key,
-            ttl=ttl or self.default_ttl,
-            limits=limits,
-            labels=dict(labels),
-            unmatched_status=unmatched_status or 404,
-            create_time=now,
+            ttl=settings.ttl or self.default_ttl,
+            limits=settings.limits(self.default_limits),
+            labels=dict(settings.labels),
+            unmatched_status=settings.unmatched_status or 404,
+            create_time=self.clock(),
         )
         session.add_stubs(stubs)
         self.store.add(session)
@@ -148,10 +132,23 @@ class Simulator:
         if self.store.remove(key) is None and not allow_missing:
             raise NotFound(f"session {key.name} not found", "SESSION_NOT_FOUND", {"session": key.name})
 
+    def reset_session(self, key: SessionKey, stubs: bool, journal: bool, state: bool) -> Session:
+        session = self.store.get(key)
+        session.reset(stubs, journal, state)
+        return session
+
     def refresh_session(self, key: SessionKey, ttl: float | None) -> Session:
         session = self.store.get(key)
         session.refresh(self.clock(), ttl)
         return session
+
+    def set_state(self, key: SessionKey, scenario: str, state: str) -> Session:
+        session = self.store.get(key)
+        session.set_state(scenario, state)
+        return session
+
+    def verify(self, key: SessionKey) -> VerifyReport:
+        return verify(self.store.get(key))
 
     def sweep_expired(self) -> int:
         expired = self.store.expired(self.clock())
@@ -166,6 +163,14 @@ class Simulator:
 
     # --- stubs -----------------------------------------------------------------------------------
 
+    def create_stubs(self, key: SessionKey, stubs: Sequence[Stub]) -> Sequence[Stub]:
+        """Adds stubs all or nothing."""
+        self.store.get(key).add_stubs(stubs)
+        return stubs
+
+    def get_stub(self, key: SessionKey, stub_id: str) -> Stub:
+        return self.store.get(key).get_stub(stub_id)
+
     def list_stubs(self, key: SessionKey, size: int, token: str) -> tuple[list[Stub], str]:
         stubs = self.store.get(key).stubs
         offset = decode_token(token, f"stubs:{key.name}")
@@ -173,39 +178,14 @@ class Simulator:
         more = offset + limit < len(stubs)
         return list(stubs[offset : offset + limit]), encode_token(f"stubs:{key.name}", offset + limit) if more else ""
 
-    def verify(self, key: SessionKey) -> VerifyReport:
-        return verify(self.store.get(key))
+    def replace_stub(self, key: SessionKey, stub: Stub) -> Stub:
+        self.store.get(key).replace_stub(stub)
+        return stub
+
+    def delete_stub(self, key: SessionKey, stub_id: str) -> None:
+        self.store.get(key).delete_stub(stub_id)
 
     # --- exchanges -------------------------------------------------------------------------------
-
-    def record(
-        self,
-        session: Session,
-        request: HttpRequest,
-        selection: Selection,
-        reply: Reply,
-        body_size: int,
-        end: str,
-    ) -> Exchange:
-        limit = session.limits.max_body_bytes
-        truncated = len(request.body) > limit
-        if truncated:
-            request = dataclasses.replace(request, body=request.body[:limit])
-        exchange = Exchange(
-            sequence=0,
-            request=request,
-            body_size=len(request.body) if not truncated else body_size,
-            body_truncated=truncated,
-            stub_name=selection.stub.name if selection.stub is not None else "",
-            near_misses=selection.near_misses,
-            status=reply.status,
-            response_headers=tuple(reply.headers),
-            response_body_size=reply.notes.get("body_bytes_sent", len(reply.body)),
-            duration=max(0.0, self.clock() - request.receive_time),
-            end=end,
-            event_count=reply.events_sent,
-        )
-        return session.journal.append(exchange)
 
     def get_exchange(self, key: SessionKey, sequence: int) -> Exchange:
         exchange = self.store.get(key).journal.get(sequence)
@@ -286,3 +266,26 @@ class Simulator:
             if cursor < journal.next_sequence or journal.generation != generation:
                 continue
             await journal.wait_for_change()
+
+    # --- WebSockets ------------------------------------------------------------------------------
+
+    def push(self, key: SessionKey, stub: str, connection: int, push: Push) -> list[int]:
+        """Queues a message and/or close to the addressed open connections; returns their ids."""
+        session = self.store.get(key)
+        stub_name = ""
+        if stub:
+            stub_id = stub.rsplit("/stubs/", 1)[1] if "/stubs/" in stub else stub
+            if "/stubs/" in stub and stub.rsplit("/stubs/", 1)[0] != key.name:
+                raise NotFound(f"stub {stub} is not in session {key.name}", "STUB_NOT_FOUND", {"stub": stub})
+            stub_name = session.get_stub(stub_id).name
+        targets = session.connections.select(stub_name, connection)
+        if not targets:
+            scope = f"connection {connection}" if connection else f"stub {stub_name}" if stub_name else "the session"
+            raise FailedPrecondition(
+                f"no open WebSocket connection for {scope} in {key.name}",
+                "NO_WEBSOCKET_CONNECTION",
+                {"session": key.name, "stub": stub_name, "connection": str(connection or "")},
+            )
+        for target in targets:
+            target.outbox.put_nowait(push)
+        return [target.id for target in targets]

@@ -8,14 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from simulatord.errors import AlreadyExists, NotFound
-from simulatord.matching.matchers import Mismatch, nearest
+from simulatord.matching.matchers import Mismatch
+from simulatord.matching.near_misses import NearMiss, nearest
 from simulatord.matching.request import HttpRequest
 from simulatord.names import SessionKey
 from simulatord.responding.ratelimit import Buckets, RateDecision
 from simulatord.responding.reply import ResponseSpec
-from simulatord.sessions.journal import Journal, JournalLimits, NearMiss
+from simulatord.sessions.connections import Connections
+from simulatord.sessions.journal import Journal, JournalLimits
 from simulatord.sessions.stubs import Stub
-from simulatord.sessions.websockets import Connections
 
 MAX_NEAR_MISSES = 3
 
@@ -38,6 +39,8 @@ def _trial_order(stub: Stub) -> tuple[int, int]:
 
 @dataclass(eq=False)
 class Session:
+    """The stubs, scenario state, rate buckets, open WebSockets and journal of one isolated session."""
+
     key: SessionKey
     ttl: float
     limits: JournalLimits
@@ -179,7 +182,7 @@ class Session:
                 continue
             if stub.exhausted or not stub.matcher.matches(request):
                 continue
-            if websocket and not stub.websocket.accepts(request):
+            if stub.websocket is not None and not stub.websocket.accepts(request):
                 continue
             rate = None
             if stub.rate_limit is not None:
@@ -192,15 +195,7 @@ class Session:
                 self.set_state(stub.scenario, stub.next_state)
             return Selection(stub, response, stub.matcher.captures(request), rate=rate)
         # Near misses are ranked over every stub, indexed away or not: the nearest may have another path.
-        by_name = {s.name: s for s in everyone}
-        ranked = nearest(
-            [(s.name, s.matcher) for s in everyone],
-            request,
-            MAX_NEAR_MISSES,
-            extra=lambda name: self._state_mismatch(by_name[name]),
-        )
-        misses = tuple(NearMiss(name, by_name[name].description, result.mismatches) for name, result in ranked)
-        return Selection(None, None, {}, misses)
+        return Selection(None, None, {}, nearest(everyone, request, MAX_NEAR_MISSES, extra=self._state_mismatch))
 
     # --- lifecycle -------------------------------------------------------------------------------
 

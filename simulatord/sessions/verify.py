@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simulatord.matching.matchers import describe_mismatches
+from simulatord.matching.near_misses import describe_mismatches
 from simulatord.sessions.journal import Exchange
 from simulatord.sessions.session import Session
 from simulatord.sessions.stubs import Stub

@@ -324,6 +324,7 @@ class RecordedResponse(_message.Message):
     DURATION_FIELD_NUMBER: _builtins.int
     END_FIELD_NUMBER: _builtins.int
     EVENT_COUNT_FIELD_NUMBER: _builtins.int
+    BEHAVIOURS_FIELD_NUMBER: _builtins.int
     status: _builtins.int
     """HTTP status sent; 0 when no status line was sent (e.g. a connection fault)."""
     body_size: _builtins.int
@@ -340,6 +341,13 @@ class RecordedResponse(_message.Message):
     def duration(self) -> _duration_pb2.Duration:
         """Time from the request's arrival to the end of the response."""
 
+    @_builtins.property
+    def behaviours(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The behaviours that shaped the response, in the order they ran: `template`, `rate_limit`, `delay`,
+        `header_delay`, then the one that delivered it, if any: `fault`, `sse`, `chunked` or `paced_body`
+        (body_delay and/or dribble). Empty for a response sent as programmed.
+        """
+
     def __init__(
         self,
         *,
@@ -349,10 +357,11 @@ class RecordedResponse(_message.Message):
         duration: _duration_pb2.Duration | None = ...,
         end: Global___ResponseEnd.ValueType = ...,
         event_count: _builtins.int = ...,
+        behaviours: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_size", b"body_size", "duration", b"duration", "end", b"end", "event_count", b"event_count", "headers", b"headers", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviours", b"behaviours", "body_size", b"body_size", "duration", b"duration", "end", b"end", "event_count", b"event_count", "headers", b"headers", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from simulatord.matching.request import HttpRequest
-from simulatord.sessions.journal import Exchange, ExchangeFilter, Journal, JournalLimits
+from simulatord.sessions.journal import Exchange, ExchangeFilter, Journal, JournalLimits, MatchState
 
 
 def exchange(path: str = "/", body: bytes = b"", stub: str = "") -> Exchange:
@@ -49,9 +49,9 @@ def test_clear_restarts_sequences() -> None:
 def test_filter() -> None:
     hit = exchange("/v1/chat", stub="tenants/t/sessions/s/stubs/chat")
     miss = exchange("/v1/other")
-    assert ExchangeFilter(match_state="matched").accepts(hit)
-    assert not ExchangeFilter(match_state="matched").accepts(miss)
-    assert ExchangeFilter(match_state="unmatched").accepts(miss)
+    assert ExchangeFilter(match_state=MatchState.MATCHED).accepts(hit)
+    assert not ExchangeFilter(match_state=MatchState.MATCHED).accepts(miss)
+    assert ExchangeFilter(match_state=MatchState.UNMATCHED).accepts(miss)
     assert ExchangeFilter(stub="chat").accepts(hit)
     assert ExchangeFilter(stub="tenants/t/sessions/s/stubs/chat").accepts(hit)
     assert not ExchangeFilter(stub="cha").accepts(hit)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from simulatord.errors import InvalidArgument, SpecErrors
 from simulatord.matching import matchers as m
+from simulatord.matching.near_misses import nearest
 from simulatord.matching.request import HttpRequest
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    description: str
+    matcher: m.RequestMatcher
 
 
 def req(
@@ -169,9 +179,10 @@ def test_match_and_matches_agree_and_distance_orders_near_misses() -> None:
         assert matcher.matches(request) == matcher.match(request).matched
     close = m.request_matcher(method="POST", path=path("exact", "/chat"))
     far = m.request_matcher(method="PUT", path=path("exact", "/other"))
-    ranked = m.nearest([("far", far), ("close", close)], req("GET", "/chat"))
-    assert [name for name, _ in ranked] == ["close", "far"]
-    assert ranked[0][1].distance == 0.5
+    stubs = [Candidate("far", "", far), Candidate("close", "", close)]
+    ranked = nearest(stubs, req("GET", "/chat"))
+    assert [miss.stub_name for miss in ranked] == ["close", "far"]
+    assert [x.field for x in ranked[0].mismatches] == ["method"]  # one of the two fields differs
 
 
 def test_empty_matcher_matches_everything() -> None:

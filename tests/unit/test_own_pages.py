@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from simulatord.http_front.app import OwnPages, build_pages
-from simulatord.sessions.service import Addressing, Simulator
+from simulatord.serving import DataPlane
 from simulatord.sessions.store import MemoryStore
 from tests.helpers import SERVER
 
@@ -27,8 +27,8 @@ LAZY = (
 )
 
 
-def _simulator() -> Simulator:
-    return Simulator(MemoryStore(), Addressing("http://x", "localhost"))
+def _plane() -> DataPlane:
+    return DataPlane(MemoryStore())
 
 
 def _http_scope(path: str = "/") -> dict[str, Any]:
@@ -108,19 +108,19 @@ print(sorted(m for m in LAZY if m in sys.modules))
 
 def test_the_lifespan_startup_tells_the_daemon_it_is_serving_without_loading_quart() -> None:
     started: list[int] = []
-    pages = OwnPages(lambda: build_pages(_simulator(), 1000), on_serving=lambda: started.append(1))
+    pages = OwnPages(lambda: build_pages(_plane(), 1000), on_serving=lambda: started.append(1))
     answers = asyncio.run(_lifespan(pages, "lifespan.startup", "lifespan.shutdown"))
     assert answers == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert started == [1] and not pages.loaded
 
 
 def test_the_first_page_request_builds_quart_once_and_later_ones_reuse_it() -> None:
-    simulator = _simulator()
+    plane = _plane()
     builds: list[object] = []
 
     def build() -> Any:
         builds.append(1)
-        return build_pages(simulator, 1000)
+        return build_pages(plane, 1000)
 
     async def scenario() -> None:
         pages = OwnPages(build)
@@ -142,5 +142,5 @@ def test_a_failing_serving_callback_fails_the_lifespan_startup() -> None:
     def broken() -> None:
         raise RuntimeError("no")
 
-    answers = asyncio.run(_lifespan(OwnPages(lambda: build_pages(_simulator(), 1000), broken), "lifespan.startup"))
+    answers = asyncio.run(_lifespan(OwnPages(lambda: build_pages(_plane(), 1000), broken), "lifespan.startup"))
     assert answers == ["lifespan.startup.failed"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from simulatord.control import convert
+from simulatord.control.convert import responses
 from simulatord.errors import SpecErrors
 from simulatord.responding import delivery, faults, streaming
 from simulatord.responding.reply import ResponseSpec
+from simulatord.responding.timing import Delay, DelayKind, Dribble
 from simulatord.v1 import stub_pb2
 
 
@@ -80,26 +81,58 @@ def test_fault_defaults() -> None:
     assert reset is not None and reset.after_body_bytes is None, "a plain reset happens before any byte"
 
 
+def shape(spec: ResponseSpec, **parts: object) -> tuple[ResponseSpec, list[str]]:
+    errors = SpecErrors()
+    args: dict[str, object] = {
+        "header_delay": None,
+        "body_delay": None,
+        "dribble": None,
+        "fault": None,
+        "stream": None,
+        **parts,
+    }
+    shaped = delivery.shape(spec, where="r", errors=errors, **args)  # type: ignore[arg-type]
+    return shaped, [v.field for v in errors.violations]
+
+
 def test_sse_defaults_are_added_once_when_programmed_and_a_header_wins() -> None:
     stream, _ = build_stream()
-    errors = SpecErrors()
-    spec = delivery.attach(ResponseSpec(headers=(("Content-Type", "text/event-stream; charset=utf-8"),)),
-                           delivery.Shaping(stream=stream), "r", errors)  # fmt: skip
-    assert not errors.violations
+    spec, violations = shape(
+        ResponseSpec(headers=(("Content-Type", "text/event-stream; charset=utf-8"),)), stream=stream
+    )
+    assert not violations
     assert spec.headers == (("Content-Type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"))
-    assert spec.shaping is not None
+    assert [b.name for b in spec.behaviours] == ["sse"]
 
 
-def test_an_empty_shaping_keeps_the_spec_plain() -> None:
+def test_nothing_to_shape_keeps_the_spec_plain() -> None:
     plain = ResponseSpec(body=b"x")
-    assert delivery.attach(plain, delivery.Shaping(), "r", SpecErrors()) is plain
+    assert shape(plain) == (plain, [])
+
+
+def test_a_stream_refuses_a_fault_a_dribble_a_body_and_its_own_framing_headers() -> None:
+    stream, _ = build_stream()
+    fault = faults.fault("reset", None, b"", 0.0, 1, "f", SpecErrors())
+    spec = ResponseSpec(headers=(("content-length", "3"),), body=b"abc")
+    _, violations = shape(spec, stream=stream, fault=fault, dribble=Dribble(1, 1.0))
+    assert violations == ["r.sse", "r.fault", "r.dribble", "r.headers[0]"]
+
+
+def test_one_delivering_behaviour_per_response_after_the_waits() -> None:
+    delay = Delay(DelayKind.FIXED, 0.01)
+    fault = faults.fault("truncated_body", None, b"", 0.0, 4, "f", SpecErrors())
+    spec, violations = shape(ResponseSpec(body=b"abcd"), header_delay=delay, body_delay=delay, fault=fault)
+    assert not violations
+    assert [b.name for b in spec.behaviours] == ["header_delay", "fault"]
+    paced, _ = shape(ResponseSpec(body=b"abcd"), body_delay=delay, dribble=Dribble(2, 0.01))
+    assert [b.name for b in paced.behaviours] == ["paced_body"]
 
 
 def test_a_plain_response_stays_on_the_plain_path() -> None:
-    """No shaping is attached unless one of its fields is set, so the edge sends such replies directly."""
+    """No behaviour joins the chain unless its field is set, so the edge sends such replies directly."""
     errors = SpecErrors()
-    plain = convert.response(stub_pb2.Response(status=201, body_text="x"), "r", errors)
-    shaped = convert.response(stub_pb2.Response(fault=stub_pb2.Fault(kind=stub_pb2.FAULT_KIND_CLOSE)), "r", errors)
+    plain = responses.response(stub_pb2.Response(status=201, body_text="x"), "r", errors)
+    shaped = responses.response(stub_pb2.Response(fault=stub_pb2.Fault(kind=stub_pb2.FAULT_KIND_CLOSE)), "r", errors)
     assert not errors.violations
-    assert plain.shaping is None
-    assert shaped.shaping is not None and shaped.shaping.fault.kind == "close"
+    assert plain.behaviours == ()
+    assert [b.name for b in shaped.behaviours] == ["fault"]

@@ -13,7 +13,7 @@ from simulatord.names import SessionKey
 from simulatord.responding.reply import ResponseSpec
 from simulatord.sessions.journal import JournalLimits
 from simulatord.sessions.session import Session
-from simulatord.sessions.stubs import AFTER_LAST, Stub
+from simulatord.sessions.stubs import SequenceEnd, Stub
 
 METHODS = ("GET", "POST", "DELETE")
 PATHS = ("/a", "/a/b", "/b", "/items/1", "/items/2", "/")
@@ -62,7 +62,7 @@ def _stubs(seed: int, count: int) -> list[Stub]:
                 name=f"s{i}",
                 matcher=_matcher(rng),
                 responses=responses,
-                after_last=rng.choice(AFTER_LAST),
+                after_last=rng.choice(tuple(SequenceEnd)),
                 priority=rng.choice((0, 0, 1, 5)),
                 times=rng.choice((0, 0, 1, 2)),
                 required_state=rng.choice(("", "", "", "open")),

@@ -9,8 +9,9 @@ import pytest
 from simulatord.errors import SpecErrors
 from simulatord.matching.request import HttpRequest
 from simulatord.responding import ratelimit, templating
-from simulatord.responding.pipeline import render
+from simulatord.responding.behaviour import with_behaviours
 from simulatord.responding.reply import response_spec
+from tests.unit.chain_support import serve
 
 REQUEST = HttpRequest(
     method="POST",
@@ -23,7 +24,7 @@ REQUEST = HttpRequest(
 
 
 def values(**extra: object) -> dict[str, object]:
-    base = templating.context(REQUEST, {"id": "42"}, 3, 17, "created", None, 1_700_000_000.25)
+    base = templating.variables(REQUEST, {"id": "42"}, 3, 17, "created", None, 1_700_000_000.25)
     base.update(extra)
     return base
 
@@ -37,10 +38,13 @@ def rendered(
     headers: tuple[tuple[str, str], ...] = (),
 ) -> tuple[int, dict[str, str], bytes]:
     errors = SpecErrors()
-    spec = response_spec(200, headers, body_kind, body, 0.0, "r", errors)
+    spec = response_spec(200, headers, body_kind, body, "r", errors)
     template = templating.compile_response(spec, body_kind, body, status, seed, "r", errors)
     assert not errors.violations
-    reply = template.apply(render(spec), templating.context(REQUEST, {"id": "42"}, 3, 17, "s", seed, 1.0))
+    served = serve(with_behaviours(spec, template), REQUEST, captures={"id": "42"}, match=3, sequence=17, state="s")
+    assert served.ran == ["template"]
+    reply = served.reply
+    assert served.wire.status == reply.status and served.wire.body == reply.body  # what was sent, as recorded
     return reply.status, dict(reply.headers), reply.body
 
 
@@ -109,7 +113,7 @@ def test_now_is_iso_and_epoch() -> None:
 )
 def test_syntax_errors_are_reported_with_their_field(source: object, kind: str) -> None:
     errors = SpecErrors()
-    spec = response_spec(200, (), kind, source, 0.0, "stub.responses[0]", errors)
+    spec = response_spec(200, (), kind, source, "stub.responses[0]", errors)
     templating.compile_response(spec, kind, source, "", None, "stub.responses[0]", errors)
     assert len(errors.violations) == 1
     violation = errors.violations[0]
@@ -173,14 +177,13 @@ def test_buckets_per_key_header_are_independent() -> None:
 
 
 def test_plain_stubs_carry_no_behaviour_objects() -> None:
-    """The plain path pays nothing: a stub without templates, limits or WebSockets compiles to None for each."""
-    from simulatord.control import convert
-    from simulatord.names import SessionKey
+    """The plain path pays nothing: a stub without templates, limits or WebSockets has an empty chain."""
+    from simulatord.control.convert import stubs
     from simulatord.v1 import stub_pb2
 
     errors = SpecErrors()
     plain = stub_pb2.Stub(responses=[stub_pb2.Response(body_text="{{ looks like a template }}")])
-    compiled = convert.stub(plain, SessionKey("t", "s"), "", "stub", "stub_id", errors, 0.0)
+    compiled = stubs.stub(plain, "tenants/t/sessions/s", "", "stub", "stub_id", errors, 0.0)
     assert not errors.violations
-    assert compiled.responses[0].template is None
+    assert compiled.responses[0].behaviours == ()
     assert (compiled.rate_limit, compiled.websocket) == (None, None)

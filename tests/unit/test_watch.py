@@ -6,8 +6,9 @@ import asyncio
 
 from simulatord.matching.request import HttpRequest
 from simulatord.names import SessionKey
-from simulatord.sessions.journal import Exchange, ExchangeFilter, JournalLimits
+from simulatord.sessions.journal import Exchange, ExchangeFilter
 from simulatord.sessions.service import Addressing, Simulator
+from simulatord.sessions.settings import SessionSettings
 from simulatord.sessions.store import MemoryStore
 
 KEY = SessionKey("t", "s")
@@ -15,7 +16,7 @@ KEY = SessionKey("t", "s")
 
 def simulator() -> Simulator:
     sim = Simulator(MemoryStore(), Addressing("http://x", "localhost"))
-    sim.create_session(KEY, {}, None, JournalLimits(), 0, [])
+    sim.create_session(KEY, SessionSettings())
     return sim
 
 

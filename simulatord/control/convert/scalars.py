@@ -1,0 +1,39 @@
+"""Durations, timestamps and JSON values between protobuf's well-known types and plain Python values."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+
+
+def seconds(value: duration_pb2.Duration) -> float:
+    return value.seconds + value.nanos / 1e9
+
+
+def duration(secs: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(round(secs * 1e9))
+    return d
+
+
+def timestamp(epoch: float) -> timestamp_pb2.Timestamp:
+    t = timestamp_pb2.Timestamp()
+    t.FromNanoseconds(round(epoch * 1e9))
+    return t
+
+
+def _integral(value: Any) -> Any:
+    """google.protobuf.Value keeps every number as a double; JSON users expect 1, not 1.0."""
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value) and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def from_value(value: struct_pb2.Value) -> Any:
+    return _integral(json_format.MessageToDict(value))

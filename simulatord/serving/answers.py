@@ -1,0 +1,41 @@
+"""The answers the daemon writes itself: no stub matched, no such session, a body over the daemon's limit."""
+
+from __future__ import annotations
+
+import json
+
+from simulatord.matching.near_misses import NearMiss, describe_mismatches
+from simulatord.matching.request import HttpRequest
+from simulatord.names import SessionKey
+from simulatord.responding.reply import Reply, json_reply
+
+UNMATCHED_HEADER = ("x-simulatord-unmatched", "true")
+
+
+def unmatched(key: SessionKey, status: int, request: HttpRequest, misses: tuple[NearMiss, ...]) -> Reply:
+    """Which stubs came closest to matching and why they did not: what a test author reads first."""
+    body = {
+        "error": "no stub matched this request",
+        "session": key.name,
+        "request": {"method": request.method, "path": request.path, "query": request.query_string},
+        "near_misses": [
+            {
+                "stub": miss.stub_name,
+                "description": miss.description,
+                "mismatches": [{"field": m.field, "expected": m.expected, "actual": m.actual} for m in miss.mismatches],
+                "summary": describe_mismatches(miss.mismatches),
+            }
+            for miss in misses
+        ],
+    }
+    return Reply(status, [("content-type", "application/json"), UNMATCHED_HEADER], json.dumps(body, indent=2).encode())
+
+
+def no_such_session(key: SessionKey) -> Reply:
+    return json_reply(404, {"error": f"session {key.name} not found", "reason": "SESSION_NOT_FOUND"})
+
+
+def body_too_large(limit: int) -> Reply:
+    return json_reply(
+        413, {"error": f"request body exceeds the daemon's limit of {limit} bytes", "reason": "BODY_TOO_LARGE"}
+    )
