@@ -29,6 +29,11 @@ class PacedBody:
     dribble: Dribble | None
     name = "paced_body"
 
+    @property
+    def field(self) -> str:
+        """The Response field that programmed it, for error messages."""
+        return "dribble" if self.dribble is not None else "body_delay"
+
     async def apply(self, reply: Reply, context: Context, proceed: Proceed) -> End:
         out = context.out()
         await out.start(reply, len(reply.body))

@@ -129,4 +129,5 @@ def check_upgrade_response(spec: ResponseSpec, where: str, errors: SpecErrors) -
     """A WebSocket stub's response accepts (101) or refuses the upgrade; delivery shaping cannot apply to it."""
     for behaviour in spec.behaviours:
         if behaviour.name not in UPGRADE_BEHAVIOURS:
-            errors.add(f"{where}.{behaviour.name}", "does not apply to a WebSocket upgrade's response")
+            field = getattr(behaviour, "field", behaviour.name)  # a behaviour named apart from its Response field
+            errors.add(f"{where}.{field}", "does not apply to a WebSocket upgrade's response")

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from simulatord.matching.request import HttpRequest
 from simulatord.names import SessionKey
 from simulatord.responding import behaviour
-from simulatord.responding.behaviour import Context
 from simulatord.responding.reply import Reply
 from simulatord.responding.wire import Wire, send_plain
-from simulatord.serving import answers, websocket
+from simulatord.serving import answers, chain, websocket
 from simulatord.serving.recording import record
 from simulatord.serving.websocket import Socket
 from simulatord.sessions.journal import Exchange
@@ -40,16 +39,7 @@ class DataPlane:
         if not spec.behaviours:  # the plain path: no chain, no context
             end = await send_plain(reply, wire)
             return record(session, request, reply, self.clock(), stub_name=stub.name, end=end)
-        context = Context(
-            request=request,
-            captures=selection.captures,
-            match=stub.match_count,
-            sequence=session.journal.next_sequence,
-            state=session.state_of(stub.scenario),
-            rate=selection.rate,
-            wire=wire,
-            terminal=functools.partial(send_plain, wire=wire),
-        )
+        context = chain.context(session, request, selection, stub, wire, functools.partial(send_plain, wire=wire))
         end, reply = await behaviour.run(spec.behaviours, reply, context)
         return record(session, request, reply, self.clock(), stub_name=stub.name, end=end, behaviours=context.ran)
 

@@ -14,11 +14,10 @@ from typing import Any, Protocol
 
 from simulatord.matching.request import HttpRequest
 from simulatord.responding import behaviour, templating
-from simulatord.responding.behaviour import Context
 from simulatord.responding.reply import Reply
 from simulatord.responding.websocket import Conversation, OutMessage
 from simulatord.responding.wire import End
-from simulatord.serving import answers
+from simulatord.serving import answers, chain
 from simulatord.serving.recording import frame_request, record, record_frame
 from simulatord.sessions.connections import Connection, Push
 from simulatord.sessions.journal import Direction, ExchangeKind, Frame
@@ -93,16 +92,7 @@ async def serve(session: Session, request: HttpRequest, socket: Socket, clock: C
     reply = spec.render()
     ran: list[str] = []
     if spec.behaviours:
-        context = Context(
-            request=request,
-            captures=selection.captures,
-            match=stub.match_count,
-            sequence=session.journal.next_sequence,
-            state=session.state_of(stub.scenario),
-            rate=selection.rate,
-            wire=None,
-            terminal=accept_or_refuse,
-        )
+        context = chain.context(session, request, selection, stub, None, accept_or_refuse)
         _, reply = await behaviour.run(spec.behaviours, reply, context)
         ran = context.ran
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from simulatord.control.convert.scalars import from_value, seconds
+from simulatord.control.convert.scalars import oneof, seconds
 from simulatord.errors import SpecErrors
 from simulatord.responding import delivery, faults, streaming, templating, timing
 from simulatord.responding.behaviour import Behaviour, with_behaviours
@@ -43,12 +43,7 @@ _DELIVERY_FIELDS: tuple[Literal["header_delay", "body_delay", "dribble", "fault"
 
 def response(msg: stub_pb2.Response, where: str, errors: SpecErrors) -> ResponseSpec:
     """Validates and compiles one response; every behaviour it programs joins its chain now."""
-    kind = msg.WhichOneof("body")
-    body: Any = None
-    if kind == "body_json":
-        body = from_value(msg.body_json)
-    elif kind is not None:
-        body = getattr(msg, kind)
+    kind, body = oneof(msg, "body")
     spec = response_spec(msg.status, [(h.name, h.value) for h in msg.headers], kind, body, where, errors)
     behaviours: list[Behaviour] = []
     wait = timing.fixed_delay(seconds(msg.delay), f"{where}.delay", errors)

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 
 def seconds(value: duration_pb2.Duration) -> float:
@@ -37,3 +38,12 @@ def _integral(value: Any) -> Any:
 
 def from_value(value: struct_pb2.Value) -> Any:
     return _integral(json_format.MessageToDict(value))
+
+
+def oneof(msg: Message, group: str) -> tuple[str | None, Any]:
+    """Which field of a oneof is set and its value, a google.protobuf.Value as plain JSON."""
+    kind = msg.WhichOneof(group)
+    if kind is None:
+        return None, None
+    value = getattr(msg, kind)
+    return kind, from_value(value) if isinstance(value, struct_pb2.Value) else value

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from simulatord.control.convert.matchers import body_matchers
-from simulatord.control.convert.scalars import from_value, seconds
+from simulatord.control.convert.scalars import oneof, seconds
 from simulatord.errors import SpecErrors
 from simulatord.responding import websocket as ws
 from simulatord.v1 import stub_pb2
@@ -16,12 +14,7 @@ def close_spec(msg: stub_pb2.WebSocketClose, where: str, errors: SpecErrors) -> 
 
 
 def out_message(msg: stub_pb2.WebSocketMessage, where: str, errors: SpecErrors) -> ws.OutMessage:
-    kind = msg.WhichOneof("payload")
-    payload: Any = None
-    if kind == "json":
-        payload = from_value(msg.json)
-    elif kind is not None:
-        payload = getattr(msg, kind)
+    kind, payload = oneof(msg, "payload")
     return ws.out_message(kind, payload, msg.template, seconds(msg.delay), where, errors)
 
 
