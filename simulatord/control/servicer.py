@@ -14,9 +14,9 @@ from simulatord.control.errors import internal_status, to_status
 from simulatord.control.templates import merge
 from simulatord.errors import SimulatorError, SpecErrors, invalid
 from simulatord.names import SessionKey, new_id, parse_child, parse_exchange, parse_session, parse_tenant
-from simulatord.sessions.connections import Push
+from simulatord.sessions import connections
 from simulatord.sessions.journal import ExchangeFilter
-from simulatord.sessions.service import MAX_WAIT_SECONDS, Simulator
+from simulatord.sessions.service import Simulator
 from simulatord.sessions.settings import ttl
 from simulatord.sessions.stubs import Stub, check_id, check_scenario
 from simulatord.v1 import exchange_pb2, session_pb2, stub_pb2
@@ -284,15 +284,8 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
     ) -> pb.WaitForExchangesResponse:
         key = parse_session(request.parent, "parent")
         filt = _filter(request.filter)
-        if request.count < 0:
-            raise invalid("count", "must not be negative")
         timeout = seconds(request.timeout) if request.HasField("timeout") else DEFAULT_WAIT_SECONDS
-        if not 0 <= timeout <= MAX_WAIT_SECONDS:
-            raise invalid("timeout", f"must be between 0 and {MAX_WAIT_SECONDS:.0f} seconds")
-        remaining = context.time_remaining()
-        if remaining is not None:  # answer "not satisfied" before the client's own deadline cuts the call
-            timeout = min(timeout, max(0.0, remaining - 0.05))
-        result = await self.sim.wait_for_exchanges(key, filt, request.count or 1, timeout)
+        result = await self.sim.wait_for_exchanges(key, filt, request.count, timeout, context.time_remaining())
         return pb.WaitForExchangesResponse(
             satisfied=result.satisfied,
             count=len(result.matching),
@@ -306,8 +299,6 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
     ) -> AsyncIterator[pb.WatchExchangesResponse]:
         key = parse_session(request.parent, "parent")
         filt = _filter(request.filter)
-        if request.start_sequence < 0:
-            raise invalid("start_sequence", "must not be negative")
         async for item in self.sim.watch_exchanges(key, filt, request.start_sequence):
             if isinstance(item, int):
                 yield pb.WatchExchangesResponse(evicted_count=item)
@@ -326,10 +317,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         errors = SpecErrors()
         message = websockets.out_message(request.message, "message", errors) if request.HasField("message") else None
         close = websockets.close_spec(request.close, "close", errors) if request.HasField("close") else None
-        if message is None and close is None:
-            errors.add("message", "set message, close or both")
-        if request.connection < 0:
-            errors.add("connection", "must not be negative")
+        push = connections.push(message, close, request.connection, errors)
         errors.raise_if_any()
-        ids = self.sim.push(key, request.stub, request.connection, Push(message, close))
+        ids = self.sim.push(key, request.stub, request.connection, push)
         return pb.SendWebSocketMessageResponse(connections=ids)

@@ -401,6 +401,9 @@ def body_test(
             errors.add(f"{where}.regex", f"invalid regular expression: {exc}")
             return BodyTest(BodyKind.EQUALS, b"")
     if body_kind is BodyKind.JSON_PATH:
+        if not operand:
+            errors.add(f"{where}.json_path.expression", "must not be empty")
+            return BodyTest(BodyKind.EQUALS, b"")
         if has_node_equals and node_value is not None:
             errors.add(f"{where}.json_path", "set at most one of equals and value")
         import jsonpath  # only sessions that program a JSONPath matcher pay for it: it is slow to import

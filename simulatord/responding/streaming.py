@@ -74,6 +74,8 @@ def sse_event(
             errors.add(f"{where}.{name}", "must not contain line breaks")
     if "\0" in event_id:
         errors.add(f"{where}.id", "must not contain NUL")
+    if retry_ms is not None and retry_ms < 0:
+        errors.add(f"{where}.retry", "must not be negative")
     lines = [f": {line}" if line else ":" for line in comment.splitlines()] if comment else []
     if event_id:
         lines.append(f"id: {event_id}")
@@ -107,6 +109,9 @@ def stream(
         errors.add(f"{where}.{noun}", "must hold at least one")
         ok = False
     for i, piece in enumerate(pieces):
+        if kind == StreamKind.CHUNKED and not piece.data:
+            errors.add(f"{where}.{noun}[{i}].data", "must not be empty (an empty chunk would end the body)")
+            ok = False
         if not 0 <= piece.delay <= MAX_DELAY_SECONDS:
             errors.add(f"{where}.{noun}[{i}].delay", f"must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds")
             ok = False

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulatord.errors import SpecErrors
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.websocket import GOING_AWAY, CloseSpec, OutMessage
 
@@ -19,6 +20,15 @@ class Push:
     close: CloseSpec | None
     origin: str = "control"
     incoming: Mapping[str, Any] | None = None  # the message a rule answers (`message` in templates)
+
+
+def push(message: OutMessage | None, close: CloseSpec | None, connection: int, errors: SpecErrors) -> Push:
+    """Validates what the control plane asks to send; `connection` 0 means every addressed connection."""
+    if message is None and close is None:
+        errors.add("message", "set message, close or both")
+    if connection < 0:
+        errors.add("connection", "must not be negative")
+    return Push(message, close)
 
 
 @dataclass(eq=False)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from simulatord.errors import SpecErrors
 from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.wire import End
@@ -224,3 +225,12 @@ class ExchangeFilter:
         if self.path and exchange.request.path != self.path:
             return False
         return not (self.path_prefix and not exchange.request.path.startswith(self.path_prefix))
+
+
+def exchange_filter(
+    match_state: MatchState, stub: str, method: str, path: str, path_prefix: str, where: str, errors: SpecErrors
+) -> ExchangeFilter:
+    """Validates a filter; `where` is the ExchangeFilter message's path."""
+    if path and path_prefix:
+        errors.add(f"{where}.path_prefix", "set at most one of path and path_prefix")
+    return ExchangeFilter(match_state, stub, method, path, path_prefix)

@@ -23,6 +23,7 @@ MAX_PAGE_SIZE = 1000
 MAX_WAIT_SECONDS = 600.0
 MAX_WAIT_RESULTS = 1000
 MAX_OTHER_RESULTS = 10
+DEADLINE_MARGIN = 0.05  # seconds left for the answer to travel back before the caller gives up
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,18 @@ class Simulator:
         journal = self.store.get(key).journal
         return sum(1 for e in journal if filt.accepts(e)), journal.evicted_count
 
-    async def wait_for_exchanges(self, key: SessionKey, filt: ExchangeFilter, count: int, timeout: float) -> WaitResult:
+    async def wait_for_exchanges(
+        self, key: SessionKey, filt: ExchangeFilter, count: int, timeout: float, caller_deadline: float | None = None
+    ) -> WaitResult:
+        """Waits until `count` exchanges pass the filter (0 means 1), at most `timeout` seconds, and answers
+        "not satisfied" shortly before `caller_deadline` (seconds the caller still waits) rather than after it."""
+        if count < 0:
+            raise invalid("count", "must not be negative")
+        if not 0 <= timeout <= MAX_WAIT_SECONDS:
+            raise invalid("timeout", f"must be between 0 and {MAX_WAIT_SECONDS:.0f} seconds")
+        count = count or 1
+        if caller_deadline is not None:
+            timeout = min(timeout, max(0.0, caller_deadline - DEADLINE_MARGIN))
         session = self.store.get(key)
         journal = session.journal
         deadline = self.clock() + timeout
@@ -246,6 +258,8 @@ class Simulator:
         self, key: SessionKey, filt: ExchangeFilter, start_sequence: int
     ) -> AsyncIterator[Exchange | int]:
         """Yields matching exchanges from `start_sequence` on, live; an int is a count of evicted ones skipped."""
+        if start_sequence < 0:
+            raise invalid("start_sequence", "must not be negative")
         journal = self.store.get(key).journal
         cursor, generation = start_sequence or journal.next_sequence, journal.generation
         while True:

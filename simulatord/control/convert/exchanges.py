@@ -7,6 +7,7 @@ from simulatord.errors import SpecErrors
 from simulatord.matching.request import Routing
 from simulatord.names import SessionKey
 from simulatord.responding.wire import End
+from simulatord.sessions import journal
 from simulatord.sessions.journal import Direction, Exchange, ExchangeFilter, ExchangeKind, Frame, MatchState
 from simulatord.v1 import exchange_pb2, stub_pb2
 
@@ -39,15 +40,8 @@ _DIRECTION = {
 def exchange_filter(msg: exchange_pb2.ExchangeFilter, where: str, errors: SpecErrors) -> ExchangeFilter:
     if msg.match_state not in _MATCH_STATE:
         errors.add(f"{where}.match_state", f"unknown MatchState value {msg.match_state}")
-    if msg.path and msg.path_prefix:
-        errors.add(f"{where}.path_prefix", "set at most one of path and path_prefix")
-    return ExchangeFilter(
-        match_state=_MATCH_STATE.get(msg.match_state, MatchState.ANY),
-        stub=msg.stub,
-        method=msg.method,
-        path=msg.path,
-        path_prefix=msg.path_prefix,
-    )
+    state = _MATCH_STATE.get(msg.match_state, MatchState.ANY)
+    return journal.exchange_filter(state, msg.stub, msg.method, msg.path, msg.path_prefix, where, errors)
 
 
 def frame_to_proto(frame: Frame) -> exchange_pb2.WebSocketFrame:

@@ -39,9 +39,6 @@ def body_matchers(items: Iterable[stub_pb2.BodyMatcher], where: str, errors: Spe
             out.append(m.body_test(kind, from_value(getattr(item, kind)), at, errors, label=label))
         elif kind == "json_path":
             jp = item.json_path
-            if not jp.expression:
-                errors.add(f"{at}.json_path.expression", "must not be empty")
-                continue
             out.append(
                 m.body_test(
                     kind,

@@ -81,12 +81,7 @@ def sse_stream(msg: stub_pb2.SseStream, where: str, errors: SpecErrors) -> strea
     pieces = []
     for i, event in enumerate(msg.events):
         at = f"{where}.events[{i}]"
-        retry = None
-        if event.HasField("retry"):
-            retry_seconds = seconds(event.retry)
-            if retry_seconds < 0:
-                errors.add(f"{at}.retry", "must not be negative")
-            retry = max(0, round(retry_seconds * 1000))
+        retry = round(seconds(event.retry) * 1000) if event.HasField("retry") else None
         data = streaming.sse_event(event.event, event.data, event.id, retry, event.comment, at, errors)
         pieces.append(streaming.Piece(data, seconds(event.delay)))
     return streaming.stream(
@@ -104,9 +99,7 @@ def sse_stream(msg: stub_pb2.SseStream, where: str, errors: SpecErrors) -> strea
 
 def chunked_stream(msg: stub_pb2.ChunkedStream, where: str, errors: SpecErrors) -> streaming.StreamSpec | None:
     pieces = []
-    for i, chunk in enumerate(msg.chunks):
-        if not chunk.data:
-            errors.add(f"{where}.chunks[{i}].data", "must not be empty (an empty chunk would end the body)")
+    for chunk in msg.chunks:
         pieces.append(streaming.Piece(bytes(chunk.data), seconds(chunk.delay)))
     return streaming.stream(
         streaming.StreamKind.CHUNKED,
