@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from simulatord.matching.request import HttpRequest
 from simulatord.responding import behaviour, templating
@@ -125,14 +125,8 @@ class Conversing:
         self.clock = clock
         self.frame_request = frame_request(connection.request)
 
-    def record(self, direction: Direction, **frame: Any) -> None:
-        record_frame(
-            self.session,
-            self.frame_request,
-            self.stub.name,
-            Frame(self.connection.id, direction, **frame),
-            self.clock(),
-        )
+    def record(self, frame: Frame) -> None:
+        record_frame(self.session, self.frame_request, self.stub.name, frame, self.clock())
 
     async def run(self) -> None:
         outbox = self.connection.outbox
@@ -160,13 +154,15 @@ class Conversing:
         while True:
             incoming = await self.socket.receive()
             if incoming.closed:
-                self.record(Direction.INBOUND, close_code=incoming.code, close_reason=incoming.reason)
+                self.record(
+                    Frame(self.connection.id, Direction.INBOUND, close_code=incoming.code, close_reason=incoming.reason)
+                )
                 return
             payload = incoming.data if incoming.data is not None else (incoming.text or "").encode()
             if incoming.text is not None:
-                self.record(Direction.INBOUND, text=incoming.text, size=len(payload))
+                self.record(Frame(self.connection.id, Direction.INBOUND, text=incoming.text, size=len(payload)))
             else:
-                self.record(Direction.INBOUND, binary=payload, size=len(payload))
+                self.record(Frame(self.connection.id, Direction.INBOUND, binary=payload, size=len(payload)))
             self.answer(incoming.text, payload)
 
     def answer(self, text: str | None, payload: bytes) -> None:
@@ -195,11 +191,15 @@ class Conversing:
                 if push.close.delay > 0:
                     await asyncio.sleep(push.close.delay)
                 await self.socket.close(push.close.code, push.close.reason)
+                close = push.close
                 self.record(
-                    Direction.OUTBOUND,
-                    close_code=push.close.code,
-                    close_reason=push.close.reason,
-                    origin=push.origin,
+                    Frame(
+                        self.connection.id,
+                        Direction.OUTBOUND,
+                        close_code=close.code,
+                        close_reason=close.reason,
+                        origin=push.origin,
+                    )
                 )
                 return
 
@@ -208,11 +208,21 @@ class Conversing:
             await asyncio.sleep(message.delay)
         if message.binary is not None:
             await self.socket.send_bytes(message.binary)
-            self.record(Direction.OUTBOUND, binary=message.binary, size=len(message.binary), origin=push.origin)
+            self.record(
+                Frame(
+                    self.connection.id,
+                    Direction.OUTBOUND,
+                    binary=message.binary,
+                    size=len(message.binary),
+                    origin=push.origin,
+                )
+            )
             return
         text = self.render(message, push) if message.templated else message.text or ""
         await self.socket.send_text(text)
-        self.record(Direction.OUTBOUND, text=text, size=len(text.encode()), origin=push.origin)
+        self.record(
+            Frame(self.connection.id, Direction.OUTBOUND, text=text, size=len(text.encode()), origin=push.origin)
+        )
 
     def render(self, message: OutMessage, push: Push) -> str:
         connection = self.connection
