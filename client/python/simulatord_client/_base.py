@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from simulatord.v1 import session_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
-from simulatord_client.builders import StubLike, create_request, duration
+from simulatord_client.builders import StubLike, create_request
+from simulatord_client.durations import duration
 
 DEFAULT_TTL = 30.0
 # Heartbeats run every ttl/3 so two may fail (a slow CI machine, a GC pause) before the session expires.

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import json_format
 
 from simulatord.v1 import stub_pb2
+from simulatord_client.durations import duration
 
 _V = TypeVar("_V")
 Headers = Mapping[str, str] | Sequence[tuple[str, str]] | None
@@ -36,12 +37,6 @@ _ABORT: dict[str, stub_pb2.StreamAbort.ValueType] = {
     "close": stub_pb2.STREAM_ABORT_CLOSE,
     "end": stub_pb2.STREAM_ABORT_END,
 }
-
-
-def duration(seconds: float) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromNanoseconds(round(seconds * 1e9))
-    return out
 
 
 def _headers(headers: Headers) -> list[stub_pb2.Header]:

@@ -5,16 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import stub_pb2
-
-
-def _duration(seconds: float) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromNanoseconds(int(seconds * 1e9))
-    return out
+from simulatord_client.durations import duration
 
 
 def _value(obj: Any) -> struct_pb2.Value:
@@ -51,7 +46,7 @@ def templated_response(
     elif text is not None:
         response.body_text = text
     if delay:
-        response.delay.CopyFrom(_duration(delay))
+        response.delay.CopyFrom(duration(delay))
     return response
 
 
@@ -68,7 +63,7 @@ def rate_limit(
 ) -> stub_pb2.RateLimit:
     """A token bucket of `limit` requests refilled over `period` seconds, for `Stub.rate_limit`."""
     return stub_pb2.RateLimit(
-        limit=limit, period=_duration(period), key_header=key_header, bucket=bucket, response=response
+        limit=limit, period=duration(period), key_header=key_header, bucket=bucket, response=response
     )
 
 
@@ -76,19 +71,19 @@ def rate_limit(
 
 
 def ws_text(text: str, *, delay: float = 0.0, template: bool = False) -> stub_pb2.WebSocketMessage:
-    return stub_pb2.WebSocketMessage(text=text, delay=_duration(delay), template=template)
+    return stub_pb2.WebSocketMessage(text=text, delay=duration(delay), template=template)
 
 
 def ws_json(value: Any, *, delay: float = 0.0, template: bool = False) -> stub_pb2.WebSocketMessage:
-    return stub_pb2.WebSocketMessage(json=_value(value), delay=_duration(delay), template=template)
+    return stub_pb2.WebSocketMessage(json=_value(value), delay=duration(delay), template=template)
 
 
 def ws_binary(data: bytes, *, delay: float = 0.0) -> stub_pb2.WebSocketMessage:
-    return stub_pb2.WebSocketMessage(binary=data, delay=_duration(delay))
+    return stub_pb2.WebSocketMessage(binary=data, delay=duration(delay))
 
 
 def ws_close(code: int = 1000, reason: str = "", *, delay: float = 0.0) -> stub_pb2.WebSocketClose:
-    return stub_pb2.WebSocketClose(code=code, reason=reason, delay=_duration(delay))
+    return stub_pb2.WebSocketClose(code=code, reason=reason, delay=duration(delay))
 
 
 def ws_rule(

@@ -13,14 +13,14 @@ Example::
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
-from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from simulatord.v1 import stub_pb2
+from simulatord_client.durations import DurationLike, duration
 
 # --- type aliases --------------------------------------------------------------------------------
 
@@ -33,8 +33,6 @@ FieldSpec = Mapping[str, ValueMatch | Sequence[ValueMatch]] | Sequence[stub_pb2.
 ResponseLike = stub_pb2.Response | Mapping[str, Any]
 #: How often a stub is expected to match: exactly n, a (low, high) pair (None: open), or a message.
 ExpectLike = int | tuple[int | None, int | None] | stub_pb2.CallCountExpectation
-#: Response delay: seconds, a timedelta or a Duration message.
-DelayLike = float | _dt.timedelta | duration_pb2.Duration
 #: Response headers: a mapping or (name, value) pairs (a name may repeat).
 HeadersOut = Mapping[str, str] | Sequence[tuple[str, str]]
 
@@ -53,16 +51,6 @@ def json_value(obj: Any) -> struct_pb2.Value:
     value = struct_pb2.Value()
     json_format.ParseDict(obj, value)
     return value
-
-
-def duration(delay: DelayLike) -> duration_pb2.Duration:
-    """A Duration from seconds, a timedelta or a Duration."""
-    if isinstance(delay, duration_pb2.Duration):
-        return delay
-    seconds = delay.total_seconds() if isinstance(delay, _dt.timedelta) else float(delay)
-    out = duration_pb2.Duration()
-    out.FromNanoseconds(round(seconds * 1e9))
-    return out
 
 
 # --- string and field matchers -------------------------------------------------------------------
@@ -243,7 +231,7 @@ class ResponseOptions(TypedDict, total=False):
     text: str
     body: bytes | str
     headers: HeadersOut
-    delay: DelayLike
+    delay: DurationLike
 
 
 def response(status: int | stub_pb2.Response = 200, **options: Unpack[ResponseOptions]) -> stub_pb2.Response:
@@ -425,7 +413,7 @@ class ReplyOptions(TypedDict, total=False):
     json: Any
     text: str
     body: bytes | str
-    delay: DelayLike
+    delay: DurationLike
     status: int
     headers_out: HeadersOut
     response: stub_pb2.Response

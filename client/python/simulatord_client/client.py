@@ -27,7 +27,8 @@ from simulatord.v1 import session_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from simulatord_client._base import DEFAULT_TTL, SessionBase, StubRef, StubRefLike, stub_name
-from simulatord_client.builders import StubLike, StubOptions, duration, stub
+from simulatord_client.builders import StubLike, StubOptions, stub
+from simulatord_client.durations import duration
 from simulatord_client.errors import NotFoundError, SimulatorError, from_rpc_error
 from simulatord_client.records import FilterOptions, Request, exchange_filter, verify_failure, wait_failure
 
