@@ -20,7 +20,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulatord_client._base import StubRef
     from simulatord_client.aio import AsyncExchangeStream, AsyncSession, AsyncSimulator
     from simulatord_client.builders import (
         ExpectLike,
@@ -71,7 +70,8 @@ if TYPE_CHECKING:
         SimulatorError,
         UnavailableError,
     )
-    from simulatord_client.records import Headers, Request
+    from simulatord_client.exchanges import Exchange, Headers
+    from simulatord_client.stub_refs import StubRef
 
 _EXPORTS = {
     "AlreadyExistsError": "simulatord_client.errors",
@@ -79,17 +79,17 @@ _EXPORTS = {
     "AsyncSession": "simulatord_client.aio",
     "AsyncSimulator": "simulatord_client.aio",
     "EmbeddedDaemon": "simulatord_client.embedded",
+    "Exchange": "simulatord_client.exchanges",
     "ExchangeStream": "simulatord_client.client",
     "ExpectLike": "simulatord_client.builders",
     "FailedPreconditionError": "simulatord_client.errors",
     "FieldViolation": "simulatord_client.errors",
-    "Headers": "simulatord_client.records",
+    "Headers": "simulatord_client.exchanges",
     "InternalError": "simulatord_client.errors",
     "InvalidArgumentError": "simulatord_client.errors",
     "MatchOptions": "simulatord_client.builders",
     "NotFoundError": "simulatord_client.errors",
     "ReplyOptions": "simulatord_client.builders",
-    "Request": "simulatord_client.records",
     "ResourceExhaustedError": "simulatord_client.errors",
     "ResponseLike": "simulatord_client.builders",
     "ResponseOptions": "simulatord_client.builders",
@@ -99,7 +99,7 @@ _EXPORTS = {
     "StubBuilder": "simulatord_client.builders",
     "StubLike": "simulatord_client.builders",
     "StubOptions": "simulatord_client.builders",
-    "StubRef": "simulatord_client._base",
+    "StubRef": "simulatord_client.stub_refs",
     "StubSettings": "simulatord_client.builders",
     "UnavailableError": "simulatord_client.errors",
     "absent": "simulatord_client.builders",
@@ -149,6 +149,7 @@ __all__ = [
     "AsyncSession",
     "AsyncSimulator",
     "EmbeddedDaemon",
+    "Exchange",
     "ExchangeStream",
     "ExpectLike",
     "FailedPreconditionError",
@@ -159,7 +160,6 @@ __all__ = [
     "MatchOptions",
     "NotFoundError",
     "ReplyOptions",
-    "Request",
     "ResourceExhaustedError",
     "ResponseLike",
     "ResponseOptions",
