@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import duration_pb2
 
 from simulatord_client import behaviours as b
-from simulatord_client import behaviours_b, stub
+from simulatord_client import stub
 from simulatord_client.durations import duration
 
 
@@ -31,6 +31,6 @@ def test_every_builder_uses_the_one_duration_rule() -> None:
     seconds, nanos = 1.001, 1_001_000_000  # int(seconds * 1e9) would be one nanosecond short
     assert stub(delay=seconds).responses[0].delay.ToNanoseconds() == nanos
     assert b.timed(b.text("x"), delay=seconds).delay.ToNanoseconds() == nanos
-    assert behaviours_b.ws_text("x", delay=seconds).delay.ToNanoseconds() == nanos
-    assert behaviours_b.rate_limit(1, seconds).period.ToNanoseconds() == nanos
+    assert b.ws_text("x", delay=seconds).delay.ToNanoseconds() == nanos
+    assert b.rate_limit(1, seconds).period.ToNanoseconds() == nanos
     assert b.fault("hang", hang_for=seconds).fault.hang_for.ToNanoseconds() == nanos
