@@ -9,8 +9,7 @@ import pytest
 from google.protobuf import duration_pb2
 
 from simulatord_client import behaviours as b
-from simulatord_client import stub
-from simulatord_client.durations import duration
+from simulatord_client import duration, stub
 
 
 @pytest.mark.parametrize(
