@@ -393,7 +393,7 @@ class Simulatord(Tool):
             t0 = time.perf_counter()
             with sim.session(tenant="bench", stubs=[hello]) as s:
                 r = h.get(s.url + "/hello")
-                reqs = s.requests()
+                reqs = s.exchanges()
             out.append((time.perf_counter() - t0) * 1000)
             _check_hello(r)
             assert len(reqs) == 1, reqs

@@ -1,17 +1,29 @@
-"""Examples in README.md and docs/python-client.md marked `<!-- doctest: file.py -->` run as test files."""
+"""The docs' Python examples run: blocks marked `<!-- doctest: file.py -->` (README.md, docs/python-client.md) as
+test files, and every block of the two behaviours docs against a real daemon, which must accept what they build."""
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import itertools
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.sync.client import connect
+
+from simulatord.v1 import stub_pb2
+from simulatord_client import Session
 
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "README.md", ROOT / "docs" / "python-client.md")
+BEHAVIOUR_DOCS = ("behaviours-faults-streaming.md", "behaviours-state-websockets.md")
 _BLOCK = re.compile(r"<!-- doctest: (\S+) -->\n```python\n(.*?)\n```", re.DOTALL)
+_PYTHON = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def _blocks() -> list[tuple[str, str]]:
@@ -30,3 +42,75 @@ def test_doc_examples_pass(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
     # A subprocess, because an in-process run drops the modules it imported first from sys.modules.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=sum(len(re.findall(r"^def test_", code, re.MULTILINE)) for _, code in blocks))
+
+
+def _matcher(method: str) -> Callable[[str], stub_pb2.RequestMatcher]:
+    return lambda path: stub_pb2.RequestMatcher(method=method, path=stub_pb2.PathMatcher(exact=path))
+
+
+class _Programmer:
+    """Creates in a session every stub or response an example builds, so the daemon checks each of them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.names: dict[int, str] = {}  # id(stub message) -> the name it was created under
+        self._paths = (f"/doc-example-{n}" for n in itertools.count(1))
+
+    def accept(self, value: Any) -> None:
+        if isinstance(value, list):
+            for item in value:
+                self.accept(item)
+        elif isinstance(value, stub_pb2.Stub):
+            self.names[id(value)] = self.session.add(value)[0].name
+        elif isinstance(value, stub_pb2.Response):
+            self.session.stub(path=next(self._paths), response=value)
+
+
+def _run(doc: str, namespace: dict[str, Any], programmer: _Programmer, glue: dict[str, Callable[[], Any]]) -> int:
+    """Runs each block's statements in order, programming what its expressions and assignments build; a name
+    in `glue` that a block needs and no block defined is provided by the test first. Returns the block count."""
+    blocks = _PYTHON.findall((ROOT / "docs" / doc).read_text())
+    for block in blocks:
+        tree = ast.parse(block, doc)
+        used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        for name in sorted(used & glue.keys() - namespace.keys()):
+            namespace[name] = glue[name]()
+        for statement in tree.body:
+            if isinstance(statement, ast.Expr):
+                programmer.accept(eval(compile(ast.Expression(statement.value), doc, "eval"), namespace))
+                continue
+            exec(compile(ast.Module([statement], type_ignores=[]), doc, "exec"), namespace)
+            if isinstance(statement, ast.Assign):
+                for target in statement.targets:
+                    if isinstance(target, ast.Name):
+                        programmer.accept(namespace[target.id])
+    return len(blocks)
+
+
+@pytest.fixture
+def connections() -> Iterator[contextlib.ExitStack]:
+    with contextlib.ExitStack() as stack:
+        yield stack
+
+
+def test_behaviour_docs_examples_run(sim_session: Session, connections: contextlib.ExitStack) -> None:
+    programmer = _Programmer(sim_session)
+    assert _run(BEHAVIOUR_DOCS[0], {}, programmer, {}) == 5
+
+    namespace: dict[str, Any] = {}
+
+    def chat_name() -> str:
+        # The push example needs the chat stub created and a client connected to it.
+        name = programmer.names[id(namespace["chat"])]
+        connections.enter_context(connect(sim_session.url.replace("http://", "ws://", 1) + "/rooms/lobby"))
+        return name
+
+    glue: dict[str, Callable[[], Any]] = {
+        "get": lambda: _matcher("GET"),
+        "post": lambda: _matcher("POST"),
+        "control": lambda: sim_session.simulator.stub,
+        "session_name": lambda: sim_session.name,
+        "chat_name": chat_name,
+    }
+    assert _run(BEHAVIOUR_DOCS[1], namespace, programmer, glue) == 7
+    assert len(sim_session.list_stubs()) == 13  # 5 built in the first doc, 8 in the second

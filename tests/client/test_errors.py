@@ -7,9 +7,12 @@ import asyncio
 import grpc
 import pytest
 
+from simulatord.v1 import simulator_service_pb2 as pb
+from simulatord.v1 import stub_pb2
 from simulatord_client import (
     AlreadyExistsError,
     AsyncSimulator,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     Session,
@@ -18,6 +21,8 @@ from simulatord_client import (
     UnavailableError,
     stub,
 )
+
+pytest_plugins = ["pytester"]
 
 
 def test_bad_regex_is_an_invalid_argument_with_field_violations(sim_session: Session) -> None:
@@ -92,3 +97,49 @@ def test_async_errors_map_the_same(simulatord_address: str) -> None:
 
     error = asyncio.run(scenario())
     assert error.reason == "SESSION_NOT_FOUND" and error.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_calls_the_client_does_not_wrap_map_errors_too(sim_session: Session, simulatord_address: str) -> None:
+    sim = sim_session.simulator
+    with pytest.raises(NotFoundError) as err:
+        sim.call(lambda stub: stub.GetExchange, pb.GetExchangeRequest(name=f"{sim_session.name}/exchanges/1"))
+    assert err.value.reason == "EXCHANGE_NOT_FOUND"
+    push = pb.SendWebSocketMessageRequest(parent=sim_session.name, close=stub_pb2.WebSocketClose())
+
+    async def scenario() -> str:
+        async with AsyncSimulator(simulatord_address) as aio:
+            try:
+                await aio.call(lambda stub: stub.SendWebSocketMessage, push)
+            except FailedPreconditionError as exc:
+                return exc.reason
+        return ""
+
+    assert asyncio.run(scenario()) == "NO_WEBSOCKET_CONNECTION"
+
+
+TRACEBACKS = """
+def test_wait_fails(sim_session):
+    sim_session.wait_for(timeout=0.1)
+
+def test_call_fails(sim_session):
+    sim_session.delete_stub("ghost")
+
+def test_verify_fails(sim_session):
+    sim_session.stub("GET", "/never")
+    sim_session.verify()
+"""
+
+
+def test_failures_point_at_the_test_not_at_the_client(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, simulatord_address: str
+) -> None:
+    monkeypatch.setenv("SIMULATORD_ADDRESS", simulatord_address)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pytester.makepyfile(test_inner=TRACEBACKS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=3)
+    output = result.stdout.str()
+    for line in ("sim_session.wait_for(timeout=0.1)", 'sim_session.delete_stub("ghost")', "sim_session.verify()"):
+        assert f">       {line}" in output
+    # Every frame of the operations and their drivers is hidden: only the tests' own lines are shown.
+    assert "simulatord_client/" not in output.split("= FAILURES =")[1].split("short test summary")[0]

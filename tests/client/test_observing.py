@@ -1,4 +1,4 @@
-"""Observing a session through the client: request records, counts, waits, live watching, verification."""
+"""Observing a session through the client: exchange records, counts, waits, live watching, verification."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import httpx
 import pytest
 
 from simulatord_client import AsyncSimulator, Session, Simulator, at_least, contains, never, stub
+from simulatord_client import operations as ops
 
 
-def test_request_records_are_friendly(sim_session: Session, http: httpx.Client) -> None:
+def test_exchange_records_are_friendly(sim_session: Session, http: httpx.Client) -> None:
     ref = sim_session.stub("POST", "/orders", status=201, json={"id": 1})
     http.post(f"{sim_session.url}/orders?tag=a&tag=b&x=1", json={"qty": 2}, headers={"X-Request-Id": "r1"})
     http.get(f"{sim_session.url}/missing")
-    first, second = sim_session.requests()
+    first, second = sim_session.exchanges()
     assert (first.sequence, first.method, first.path, first.status) == (1, "POST", "/orders", 201)
     assert first.query == {"tag": "a", "x": "1"}
     assert first.query_params == (("tag", "a"), ("tag", "b"), ("x", "1"))
@@ -24,9 +25,9 @@ def test_request_records_are_friendly(sim_session: Session, http: httpx.Client) 
     assert first.headers["x-request-id"] == first.headers["X-REQUEST-ID"] == "r1"
     assert "Content-Type" in first.headers
     assert first.json() == {"qty": 2} and first.text == '{"qty":2}'
-    assert first.stub == ref.id and first.stub_name == ref.name and first.matched
+    assert first.stub == ref.name and first.stub_id == ref.id and first.matched
     assert str(first) == f"#1 POST /orders?tag=a&tag=b&x=1 -> 201 ({ref.id})"
-    assert not second.matched and second.status == 404 and second.stub == ""
+    assert not second.matched and second.status == 404 and second.stub == second.stub_id == ""
     assert "path: expected exact '/orders'" in str(second.near_misses[0])
     with pytest.raises(AttributeError):
         first.method = "GET"  # type: ignore[misc]
@@ -46,8 +47,30 @@ def test_filters_and_counts(sim_session: Session, http: httpx.Client) -> None:
     assert sim_session.count(matched=True) == 3
     assert sim_session.count(stub=users) == 2
     assert sim_session.count(stub=users.id) == 2
-    assert [r.path for r in sim_session.requests(stub=users.name)] == ["/users/1", "/users/2"]
-    assert [r.method for r in sim_session.requests(method="POST")] == ["POST"]
+    assert [r.path for r in sim_session.exchanges(stub=users.name)] == ["/users/1", "/users/2"]
+    assert [r.method for r in sim_session.exchanges(method="POST")] == ["POST"]
+
+
+def test_listings_read_every_page_in_both_drivers(
+    sim_session: Session, http: httpx.Client, simulatord_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops, "PAGE_SIZE", 2)  # five exchanges and three stubs take several pages
+    stubs = [stub("GET", f"/{n}", text=str(n)) for n in range(3)]
+    sim_session.add(*stubs)
+    for n in range(5):
+        http.get(f"{sim_session.url}/{n}")
+    assert [e.sequence for e in sim_session.exchanges()] == [1, 2, 3, 4, 5]
+    assert [e.path for e in sim_session.exchanges(matched=False)] == ["/3", "/4"]
+    assert len(sim_session.list_stubs()) == 3
+
+    async def scenario() -> tuple[list[str], int]:
+        async with AsyncSimulator(simulatord_address) as sim, sim.session(tenant="client-pages", stubs=stubs) as s:
+            async with httpx.AsyncClient() as client:
+                for n in range(5):
+                    await client.get(f"{s.url}/{n}")
+            return [e.path for e in await s.exchanges(matched=True)], len(await s.list_stubs())
+
+    assert asyncio.run(scenario()) == (["/0", "/1", "/2"], 3)
 
 
 def test_wait_for_returns_what_arrived(sim_session: Session, http: httpx.Client) -> None:

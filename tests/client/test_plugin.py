@@ -24,7 +24,7 @@ def test_isolated(sim_session, n):
     for _ in range(n + 1):  # a count of its own, so a leak from another test would show
         assert httpx.get(f"{sim_session.url}/who", headers={"x-who": f"{worker}-{n}"}).json() == {"n": n}
     assert sim_session.count() == n + 1
-    assert [r.headers["x-who"] for r in sim_session.requests()] == [f"{worker}-{n}"] * (n + 1)
+    assert [r.headers["x-who"] for r in sim_session.exchanges()] == [f"{worker}-{n}"] * (n + 1)
     assert sim_session.tenant.startswith("pytest-") and sim_session.tenant.endswith(f"-{worker}")
     assert sim_session.id.startswith(f"test-isolated-{n}-")
     assert sim_session.get().labels["pytest-test"] == f"test_isolated_{n}_"

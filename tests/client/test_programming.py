@@ -247,7 +247,7 @@ def test_scenario_state_reset_replace_delete(sim_session: Session, http: httpx.C
     assert http.get(f"{url}/mode").status_code == 404
     assert len(sim_session.list_stubs()) == 1
     sim_session.reset()
-    assert sim_session.list_stubs() == [] and sim_session.requests() == []
+    assert sim_session.list_stubs() == [] and sim_session.exchanges() == []
 
 
 def test_builder_misuse_is_a_type_error() -> None:

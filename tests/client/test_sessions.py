@@ -11,6 +11,7 @@ import pytest
 
 from simulatord_client import (
     AsyncSimulator,
+    InvalidArgumentError,
     NotFoundError,
     Simulator,
     StubLike,
@@ -59,6 +60,23 @@ def test_initial_stubs_with_chosen_ids(simulator: Simulator, http: httpx.Client)
         assert s.count(stub="get-a") == 1
 
 
+def test_a_session_whose_chosen_id_stubs_are_refused_is_deleted(simulator: Simulator, simulatord_address: str) -> None:
+    # A chosen stub id sends the initial stubs in a second call after CreateSession; when that one fails the
+    # session must not be left behind, in either driver.
+    refused = [stub("GET", "/a", stub_id="fine"), stub("GET", path_regex="([")]
+    with pytest.raises(InvalidArgumentError), simulator.session(tenant="client-refused", stubs=refused):
+        pass
+
+    async def scenario() -> None:
+        async with AsyncSimulator(simulatord_address) as sim:
+            with pytest.raises(InvalidArgumentError):
+                async with sim.session(tenant="client-refused", stubs=refused):
+                    pass
+
+    asyncio.run(scenario())
+    assert simulator.list_sessions("client-refused") == []
+
+
 def _heartbeat_threads() -> int:
     return [t.name for t in threading.enumerate()].count("simulatord-heartbeats")
 
@@ -90,6 +108,11 @@ def test_using_a_session_before_it_is_created_says_how() -> None:
         _ = s.url
 
 
+def test_a_misspelt_session_keyword_is_a_type_error(simulator: Simulator) -> None:
+    with pytest.raises(TypeError, match=r"session\(\) got unexpected keyword argument\(s\): tll"):
+        simulator.session(tll=5)  # type: ignore[call-arg]
+
+
 def test_async_session_lifecycle(simulatord_address: str) -> None:
     async def scenario() -> str:
         async with AsyncSimulator(simulatord_address) as sim:
@@ -99,7 +122,7 @@ def test_async_session_lifecycle(simulatord_address: str) -> None:
                 async with httpx.AsyncClient() as http:
                     assert (await http.get(f"{s.url}/a")).json() == [1]
                     assert (await http.post(f"{s.url}/b")).status_code == 202
-                assert [r.path for r in await s.requests()] == ["/a", "/b"]
+                assert [r.path for r in await s.exchanges()] == ["/a", "/b"]
                 assert await s.count(stub=ref) == 1
                 with pytest.raises(AssertionError, match=r"waiting for 2 request\(s\) matching \[\* /b\].*: 1 arrived"):
                     await s.wait_for(2, timeout=0.2, path="/b")

@@ -14,7 +14,7 @@ import pytest
 from simulatord.v1 import exchange_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
-from simulatord_client.behaviours import duration
+from simulatord_client.durations import duration
 from simulatord_client.embedded import EmbeddedDaemon
 
 # Streams and hangs that never end by themselves end after this, so tests can watch the bound act.

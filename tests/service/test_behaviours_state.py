@@ -14,7 +14,7 @@ from grpc_status import rpc_status
 from simulatord.v1 import exchange_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
-from simulatord_client.behaviours_b import rate_limit, templated_response
+from simulatord_client import behaviours as b
 
 Session = pb.CreateSessionResponse
 
@@ -51,17 +51,22 @@ def test_templated_response_renders_from_the_request(
         stub_pb2.Stub(
             request=matcher("POST", template="/users/{id}"),
             responses=[
-                templated_response(
-                    201,
-                    headers={"location": "/users/{{ path.id }}", "x-request-key": "{{ request.headers['x-api-key'] }}"},
-                    json={
-                        "id": "{{ path.id | int }}",
-                        "name": "{{ request.json.name | upper }}",
-                        "page": "{{ request.query.page }}",
-                        "sequence": "{{ sequence }}",
-                        "at": "{{ now.iso }}",
-                        "trace": "{{ random.uuid() }}",
-                    },
+                b.templated(
+                    b.json(
+                        {
+                            "id": "{{ path.id | int }}",
+                            "name": "{{ request.json.name | upper }}",
+                            "page": "{{ request.query.page }}",
+                            "sequence": "{{ sequence }}",
+                            "at": "{{ now.iso }}",
+                            "trace": "{{ random.uuid() }}",
+                        },
+                        201,
+                        headers={
+                            "location": "/users/{{ path.id }}",
+                            "x-request-key": "{{ request.headers['x-api-key'] }}",
+                        },
+                    )
                 )
             ],
         ),
@@ -82,7 +87,7 @@ def test_template_syntax_error_is_invalid_argument_with_the_field(
 ) -> None:
     bad = stub_pb2.Stub(
         request=matcher(exact="/x"),
-        responses=[templated_response(text="ok"), templated_response(json={"a": ["{{ request.path "]})],
+        responses=[b.templated(b.text("ok")), b.templated(b.json({"a": ["{{ request.path "]}))],
     )
     with pytest.raises(grpc.RpcError) as caught:
         create(control, session, bad)
@@ -103,7 +108,7 @@ def test_templated_body_in_a_sequence(
             request=matcher("GET", template="/jobs/{job}"),
             responses=[
                 stub_pb2.Response(status=202, body_text="queued"),
-                templated_response(text="job {{ path.job }} done after {{ match }} polls", seed=1),
+                b.templated(b.text("job {{ path.job }} done after {{ match }} polls"), seed=1),
             ],
         ),
     )
@@ -155,7 +160,7 @@ def test_scenario_resource_created_then_found_then_deleted(
         session,
         stub_pb2.Stub(
             request=matcher("GET", exact="/orders/1"),
-            responses=[templated_response(json={"id": 1, "state": "{{ state }}"})],
+            responses=[b.templated(b.json({"id": 1, "state": "{{ state }}"}))],
             required_state="created",
         ),
     )
@@ -217,7 +222,7 @@ def test_named_scenarios_are_independent_state_machines(
         ("login", "/login", "", "in", "welcome"),
         ("login", "/me", "in", "", "{{ state }}: ada"),
     ]:
-        response = templated_response(text=text) if "{{" in text else stub_pb2.Response(body_text=text)
+        response = b.templated(b.text(text)) if "{{" in text else stub_pb2.Response(body_text=text)
         create(
             control,
             session,
@@ -267,7 +272,7 @@ def test_rate_limit_answers_429_with_headers_and_refills(
         stub_pb2.Stub(
             request=matcher("GET", exact="/quota"),
             responses=[stub_pb2.Response(body_text="one"), stub_pb2.Response(body_text="two")],
-            rate_limit=rate_limit(2, 1.0),
+            rate_limit=b.rate_limit(2, 1.0),
         ),
     )
     url = session.session.base_url + "/quota"
@@ -305,7 +310,7 @@ def test_rate_limit_per_api_key_shared_across_stubs(
             stub_pb2.Stub(
                 request=matcher(exact=path),
                 responses=[stub_pb2.Response(body_text=path)],
-                rate_limit=rate_limit(2, 60.0, key_header="x-api-key", bucket="api", response=custom),
+                rate_limit=b.rate_limit(2, 60.0, key_header="x-api-key", bucket="api", response=custom),
             ),
         )
     url = session.session.base_url

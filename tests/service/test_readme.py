@@ -89,4 +89,4 @@ def test_readme_behaviours_example_works() -> None:
             raise AssertionError("the second answer is a connection reset")
         except httpx.ReadError:
             pass
-        assert [r.status for r in s.requests()] == [429, 200, 200, 200, 0]
+        assert [r.status for r in s.exchanges()] == [429, 200, 200, 200, 0]

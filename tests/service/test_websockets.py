@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 from simulatord.v1 import exchange_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
-from simulatord_client.behaviours_b import (
+from simulatord_client.behaviours import (
     push_request,
     rate_limit,
     websocket_stub,

@@ -22,8 +22,8 @@ def cycle(sim: Simulator, http: httpx.Client) -> float:
     with sim.session(tenant="bench", stubs=[stub("GET", "/users/{id}", json={"id": 7})]) as s:
         response = http.get(f"{s.url}/users/7")
         assert response.status_code == 200
-        requests = s.requests()
-        assert len(requests) == 1 and requests[0].path == "/users/7"
+        exchanges = s.exchanges()
+        assert len(exchanges) == 1 and exchanges[0].path == "/users/7"
     return (time.perf_counter() - start) * 1000
 
 

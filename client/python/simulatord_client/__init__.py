@@ -1,5 +1,8 @@
 """Python client for simulatord: sessions as context managers, stub builders, and a pytest plugin.
 
+Everything a test needs is importable from here; `behaviours` (response shaping, templates, rate limits,
+WebSockets) is the one submodule to import by name: `from simulatord_client import behaviours as b`.
+
 Example::
 
     import httpx
@@ -20,7 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulatord_client._base import StubRef
+    from simulatord_client import behaviours
     from simulatord_client.aio import AsyncExchangeStream, AsyncSession, AsyncSimulator
     from simulatord_client.builders import (
         ExpectLike,
@@ -59,49 +62,85 @@ if TYPE_CHECKING:
         when,
     )
     from simulatord_client.client import ExchangeStream, Session, Simulator
-    from simulatord_client.embedded import EmbeddedDaemon
+    from simulatord_client.durations import DurationLike, duration
+    from simulatord_client.embedded import DaemonError, EmbeddedDaemon
     from simulatord_client.errors import (
+        AbortedError,
         AlreadyExistsError,
+        CancelledError,
+        DataLossError,
+        DeadlineExceededError,
         FailedPreconditionError,
         FieldViolation,
         InternalError,
         InvalidArgumentError,
         NotFoundError,
+        OutOfRangeError,
+        PermissionDeniedError,
         ResourceExhaustedError,
         SimulatorError,
+        UnauthenticatedError,
         UnavailableError,
+        UnimplementedError,
+        UnknownError,
     )
-    from simulatord_client.records import Headers, Request
+    from simulatord_client.exchanges import (
+        Exchange,
+        FilterOptions,
+        Headers,
+        Mismatch,
+        NearMiss,
+    )
+    from simulatord_client.migration import MockHttpServer
+    from simulatord_client.session_core import SessionOptions
+    from simulatord_client.stub_refs import StubRef, StubRefLike
 
 _EXPORTS = {
+    "AbortedError": "simulatord_client.errors",
     "AlreadyExistsError": "simulatord_client.errors",
     "AsyncExchangeStream": "simulatord_client.aio",
     "AsyncSession": "simulatord_client.aio",
     "AsyncSimulator": "simulatord_client.aio",
+    "CancelledError": "simulatord_client.errors",
+    "DaemonError": "simulatord_client.embedded",
+    "DataLossError": "simulatord_client.errors",
+    "DeadlineExceededError": "simulatord_client.errors",
+    "DurationLike": "simulatord_client.durations",
     "EmbeddedDaemon": "simulatord_client.embedded",
+    "Exchange": "simulatord_client.exchanges",
     "ExchangeStream": "simulatord_client.client",
     "ExpectLike": "simulatord_client.builders",
     "FailedPreconditionError": "simulatord_client.errors",
     "FieldViolation": "simulatord_client.errors",
-    "Headers": "simulatord_client.records",
+    "FilterOptions": "simulatord_client.exchanges",
+    "Headers": "simulatord_client.exchanges",
     "InternalError": "simulatord_client.errors",
     "InvalidArgumentError": "simulatord_client.errors",
     "MatchOptions": "simulatord_client.builders",
+    "Mismatch": "simulatord_client.exchanges",
+    "MockHttpServer": "simulatord_client.migration",
+    "NearMiss": "simulatord_client.exchanges",
     "NotFoundError": "simulatord_client.errors",
+    "OutOfRangeError": "simulatord_client.errors",
+    "PermissionDeniedError": "simulatord_client.errors",
     "ReplyOptions": "simulatord_client.builders",
-    "Request": "simulatord_client.records",
     "ResourceExhaustedError": "simulatord_client.errors",
     "ResponseLike": "simulatord_client.builders",
     "ResponseOptions": "simulatord_client.builders",
     "Session": "simulatord_client.client",
+    "SessionOptions": "simulatord_client.session_core",
     "Simulator": "simulatord_client.client",
     "SimulatorError": "simulatord_client.errors",
     "StubBuilder": "simulatord_client.builders",
     "StubLike": "simulatord_client.builders",
     "StubOptions": "simulatord_client.builders",
-    "StubRef": "simulatord_client._base",
+    "StubRef": "simulatord_client.stub_refs",
+    "StubRefLike": "simulatord_client.stub_refs",
     "StubSettings": "simulatord_client.builders",
+    "UnauthenticatedError": "simulatord_client.errors",
     "UnavailableError": "simulatord_client.errors",
+    "UnimplementedError": "simulatord_client.errors",
+    "UnknownError": "simulatord_client.errors",
     "absent": "simulatord_client.builders",
     "all_of": "simulatord_client.builders",
     "any_of": "simulatord_client.builders",
@@ -112,6 +151,7 @@ _EXPORTS = {
     "body_equals": "simulatord_client.builders",
     "body_regex": "simulatord_client.builders",
     "contains": "simulatord_client.builders",
+    "duration": "simulatord_client.durations",
     "equals": "simulatord_client.builders",
     "exactly": "simulatord_client.builders",
     "json_equals": "simulatord_client.builders",
@@ -128,60 +168,83 @@ _EXPORTS = {
     "stub": "simulatord_client.builders",
     "when": "simulatord_client.builders",
 }
+# Submodules reachable as attributes, like any name above (`simulatord_client.behaviours.sse(...)`).
+_SUBMODULES = {"behaviours"}
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'simulatord_client' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})
 
 
 __all__ = [
+    "AbortedError",
     "AlreadyExistsError",
     "AsyncExchangeStream",
     "AsyncSession",
     "AsyncSimulator",
+    "CancelledError",
+    "DaemonError",
+    "DataLossError",
+    "DeadlineExceededError",
+    "DurationLike",
     "EmbeddedDaemon",
+    "Exchange",
     "ExchangeStream",
     "ExpectLike",
     "FailedPreconditionError",
     "FieldViolation",
+    "FilterOptions",
     "Headers",
     "InternalError",
     "InvalidArgumentError",
     "MatchOptions",
+    "Mismatch",
+    "MockHttpServer",
+    "NearMiss",
     "NotFoundError",
+    "OutOfRangeError",
+    "PermissionDeniedError",
     "ReplyOptions",
-    "Request",
     "ResourceExhaustedError",
     "ResponseLike",
     "ResponseOptions",
     "Session",
+    "SessionOptions",
     "Simulator",
     "SimulatorError",
     "StubBuilder",
     "StubLike",
     "StubOptions",
     "StubRef",
+    "StubRefLike",
     "StubSettings",
+    "UnauthenticatedError",
     "UnavailableError",
+    "UnimplementedError",
+    "UnknownError",
     "absent",
     "all_of",
     "any_of",
     "at_least",
     "at_most",
+    "behaviours",
     "between",
     "body_contains",
     "body_equals",
     "body_regex",
     "contains",
+    "duration",
     "equals",
     "exactly",
     "json_equals",

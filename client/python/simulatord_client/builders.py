@@ -13,14 +13,14 @@ Example::
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
-from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from simulatord.v1 import stub_pb2
+from simulatord_client.durations import DurationLike, duration
 
 # --- type aliases --------------------------------------------------------------------------------
 
@@ -33,8 +33,6 @@ FieldSpec = Mapping[str, ValueMatch | Sequence[ValueMatch]] | Sequence[stub_pb2.
 ResponseLike = stub_pb2.Response | Mapping[str, Any]
 #: How often a stub is expected to match: exactly n, a (low, high) pair (None: open), or a message.
 ExpectLike = int | tuple[int | None, int | None] | stub_pb2.CallCountExpectation
-#: Response delay: seconds, a timedelta or a Duration message.
-DelayLike = float | _dt.timedelta | duration_pb2.Duration
 #: Response headers: a mapping or (name, value) pairs (a name may repeat).
 HeadersOut = Mapping[str, str] | Sequence[tuple[str, str]]
 
@@ -48,21 +46,17 @@ _AFTER_LAST = {
 }
 
 
+def headers_out(headers: HeadersOut | None) -> list[stub_pb2.Header]:
+    """Response Header messages from a mapping or (name, value) pairs, in order."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return [stub_pb2.Header(name=name, value=value) for name, value in pairs]
+
+
 def json_value(obj: Any) -> struct_pb2.Value:
     """A `google.protobuf.Value` holding the JSON value `obj` (dict, list, str, number, bool, None)."""
     value = struct_pb2.Value()
     json_format.ParseDict(obj, value)
     return value
-
-
-def duration(delay: DelayLike) -> duration_pb2.Duration:
-    """A Duration from seconds, a timedelta or a Duration."""
-    if isinstance(delay, duration_pb2.Duration):
-        return delay
-    seconds = delay.total_seconds() if isinstance(delay, _dt.timedelta) else float(delay)
-    out = duration_pb2.Duration()
-    out.FromNanoseconds(round(seconds * 1e9))
-    return out
 
 
 # --- string and field matchers -------------------------------------------------------------------
@@ -161,11 +155,12 @@ class _Missing:
         return "<missing>"
 
 
-_MISSING: Any = _Missing()
+#: The default of arguments where None is a value (JSON null): "not given".
+MISSING: Any = _Missing()
 
 
 def json_path(
-    expression: str, equals: Any = _MISSING, *, value: str | stub_pb2.StringMatcher | None = None
+    expression: str, equals: Any = MISSING, *, value: str | stub_pb2.StringMatcher | None = None
 ) -> stub_pb2.BodyMatcher:
     """A JSONPath (RFC 9535) over the JSON body.
 
@@ -174,7 +169,7 @@ def json_path(
     satisfies a string matcher.
     """
     matcher = stub_pb2.JsonPathMatcher(expression=expression)
-    if equals is not _MISSING:
+    if equals is not MISSING:
         matcher.equals.CopyFrom(json_value(equals))
     if value is not None:
         matcher.value.CopyFrom(_string_matcher(value))
@@ -243,7 +238,7 @@ class ResponseOptions(TypedDict, total=False):
     text: str
     body: bytes | str
     headers: HeadersOut
-    delay: DelayLike
+    delay: DurationLike
 
 
 def response(status: int | stub_pb2.Response = 200, **options: Unpack[ResponseOptions]) -> stub_pb2.Response:
@@ -269,10 +264,7 @@ def response(status: int | stub_pb2.Response = 200, **options: Unpack[ResponseOp
     elif "body" in options:
         body = options["body"]
         out.body_bytes = body.encode() if isinstance(body, str) else body
-    headers = options.get("headers")
-    if headers:
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
-        out.headers.extend(stub_pb2.Header(name=k, value=v) for k, v in pairs)
+    out.headers.extend(headers_out(options.get("headers")))
     if options.get("delay"):
         out.delay.CopyFrom(duration(options["delay"]))
     return out
@@ -372,7 +364,7 @@ def match(
 
     Example: `match("POST", "/orders", headers={"content-type": contains("json")}, json_subset={"qty": 1})`.
     """
-    _check_keys("match()", options, MatchOptions)
+    check_keywords("match()", options, MatchOptions)
     return _request_matcher(method, path, options)
 
 
@@ -425,7 +417,7 @@ class ReplyOptions(TypedDict, total=False):
     json: Any
     text: str
     body: bytes | str
-    delay: DelayLike
+    delay: DurationLike
     status: int
     headers_out: HeadersOut
     response: stub_pb2.Response
@@ -436,7 +428,8 @@ class StubOptions(MatchOptions, ReplyOptions, StubSettings, total=False):
     """Every keyword of `stub()` / `Session.stub()`: request conditions, the answer and settings."""
 
 
-def _check_keys(where: str, options: Mapping[str, Any], *allowed: type) -> None:
+def check_keywords(where: str, options: Mapping[str, Any], *allowed: type) -> None:
+    """Raises TypeError naming keywords no TypedDict in `allowed` declares (a typo would otherwise be ignored)."""
     known: set[str] = set()
     for cls in allowed:
         known.update(cls.__annotations__)
@@ -476,7 +469,7 @@ def stub(
         stub("POST", "/jobs", responses=[{"status": 503}, {"status": 202, "json": {"id": 1}}], after_last="cycle")
         stub(path_prefix="/static/", text="hello", times=1, expect=1)
     """
-    _check_keys("stub()", options, StubOptions)
+    check_keywords("stub()", options, StubOptions)
     out = stub_pb2.Stub(request=_request_matcher(method, path, options))
     # `headers` is a request condition here; response headers come as `headers_out`.
     single: dict[str, Any] = {key: options[key] for key in ("json", "text", "body", "delay") if key in options}

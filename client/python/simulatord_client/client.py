@@ -1,5 +1,7 @@
 """The synchronous client: `Simulator` (a channel to a daemon) and `Session` (one isolated simulated API).
 
+Both are thin: each method runs one operation of `simulatord_client.operations` with blocking calls.
+
 Example::
 
     import httpx
@@ -8,7 +10,7 @@ Example::
     with Simulator("127.0.0.1:50051") as sim, sim.session(tenant="checkout") as s:
         s.stub("GET", "/users/{id}", json={"id": 7, "name": "Ada"})
         assert httpx.get(f"{s.url}/users/7").json()["name"] == "Ada"
-        assert s.requests(path="/users/7")[0].method == "GET"
+        assert s.exchanges(path="/users/7")[0].method == "GET"
         s.verify()
 """
 
@@ -17,24 +19,25 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Unpack
+from typing import Unpack
 
 import grpc
 
 from simulatord.v1 import session_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
-from simulatord_client._base import DEFAULT_TTL, SessionBase, StubRef, StubRefLike, stub_name
-from simulatord_client.builders import StubLike, StubOptions, duration, stub
-from simulatord_client.errors import NotFoundError, SimulatorError, from_rpc_error
-from simulatord_client.records import FilterOptions, Request, exchange_filter, verify_failure, wait_failure
+from simulatord_client import operations as ops
+from simulatord_client.builders import StubLike, StubOptions, stub
+from simulatord_client.errors import from_rpc_error, hide_client_frames
+from simulatord_client.exchanges import Exchange, FilterOptions
+from simulatord_client.rpc import Method, Operation, Req, Resp, Rpc, T, advance
+from simulatord_client.session_core import SessionCore, SessionOptions
+from simulatord_client.stub_refs import StubRef, StubRefLike
 
-PAGE_SIZE = 1000
-# Extra seconds granted to a WaitForExchanges call beyond its own timeout, so the daemon answers
-# "not satisfied" (with what arrived instead) before the client's deadline cuts the call.
-WAIT_GRACE = 5.0
+# A SimulatorError or a failed wait or verification points at the test's line, not at these frames.
+__tracebackhide__ = hide_client_frames
 
 
 class _Heartbeats:
@@ -82,13 +85,8 @@ class _Heartbeats:
 
     def _run(self) -> None:
         while (session := self._next()) is not None:
-            interval = session.heartbeat_interval
-            try:
-                session._call("RefreshSession", pb.RefreshSessionRequest(name=session.name), max(interval, 1.0))
-            except NotFoundError:
-                self.remove(session)  # deleted elsewhere (or expired): nothing left to keep alive
-            except SimulatorError:
-                pass  # transient (daemon busy or restarting): the next beat tries again
+            if not session.simulator._run(ops.heartbeat(session.name, session.heartbeat_interval)):
+                self.remove(session)
 
 
 class Simulator:
@@ -109,65 +107,43 @@ class Simulator:
         self.stub = pb_grpc.SimulatorServiceStub(self.channel)
         self._heartbeats = _Heartbeats()
 
-    def call(self, method: str, request: Any, timeout: float | None = None) -> Any:
-        """Calls one unary RPC by name, turning a gRPC failure into a `SimulatorError`."""
-        __tracebackhide__ = True  # a failure points at the test's line, not at the client's plumbing
+    def call(self, method: Method[Req, Resp], request: Req, timeout: float | None = None) -> Resp:
+        """Makes one unary call, turning a gRPC failure into a `SimulatorError`; also reaches RPCs this client
+        does not wrap: `sim.call(lambda stub: stub.SendWebSocketMessage, request)`."""
         try:
-            return getattr(self.stub, method)(request, timeout=timeout or self.timeout)
+            return method(self.stub)(request, timeout=timeout or self.timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err, self.address) from None
 
-    def session(
-        self,
-        tenant: str = "default",
-        *,
-        session_id: str = "",
-        labels: Mapping[str, str] | None = None,
-        ttl: float | None = DEFAULT_TTL,
-        stubs: Iterable[StubLike] = (),
-        template: str = "",
-        unmatched_status: int = 0,
-        journal_limits: session_pb2.JournalLimits | None = None,
-        heartbeat: bool = True,
-    ) -> Session:
+    def _run(self, operation: Operation[T]) -> T:
+        """Drives an operation to its end, making each call it asks for."""
+        step = advance(operation)
+        while isinstance(step, Rpc):
+            try:
+                reply = self.call(step.method, step.request, step.timeout)
+            except BaseException as error:  # the operation decides: clean up, retry or let it propagate
+                step = advance(operation, error=error)
+            else:
+                step = advance(operation, reply)
+        return step.value
+
+    def session(self, tenant: str = "default", **options: Unpack[SessionOptions]) -> Session:
         """A session to use with `with`: created on enter (with `stubs`, in one call), deleted on exit.
 
-        `ttl` (seconds) bounds how long the session outlives a crashed test process; while the `with`
-        block runs a background heartbeat refreshes it every ttl/3. `ttl=None` takes the daemon default
-        and sends no heartbeats.
+        `ttl` (seconds, default 30) bounds how long the session outlives a crashed test process; while the
+        `with` block runs a background heartbeat refreshes it every ttl/3. `ttl=None` takes the daemon default
+        and sends no heartbeats. The other keywords: `session_id`, `labels`, `template`, `unmatched_status`,
+        `journal_limits`, `heartbeat` (see `SessionOptions`).
         """
-        return Session(
-            self,
-            tenant=tenant,
-            session_id=session_id,
-            labels=labels,
-            ttl=ttl,
-            stubs=stubs,
-            template=template,
-            unmatched_status=unmatched_status,
-            journal_limits=journal_limits,
-            heartbeat=heartbeat,
-        )
+        return Session(self, tenant, **options)
 
     def list_sessions(self, tenant: str = "-", label_selector: str = "") -> list[session_pb2.Session]:
         """Every session of a tenant (`-`: all tenants), oldest first."""
-        out: list[session_pb2.Session] = []
-        token = ""
-        while True:
-            reply = self.call(
-                "ListSessions",
-                pb.ListSessionsRequest(
-                    parent=f"tenants/{tenant}", page_size=PAGE_SIZE, page_token=token, label_selector=label_selector
-                ),
-            )
-            out.extend(reply.sessions)
-            token = reply.next_page_token
-            if not token:
-                return out
+        return self._run(ops.list_sessions(tenant, label_selector))
 
     def delete_session(self, name: str, *, allow_missing: bool = False) -> None:
         """Deletes a session by name (sessions from `session()` delete themselves)."""
-        self.call("DeleteSession", pb.DeleteSessionRequest(name=name, allow_missing=allow_missing))
+        self._run(ops.delete_session(name, allow_missing=allow_missing))
 
     def close(self) -> None:
         """Stops the heartbeats and closes the channel (if this object created it)."""
@@ -187,7 +163,7 @@ class Simulator:
         return f"<Simulator {self.address}>"
 
 
-class Session(SessionBase):
+class Session(SessionCore):
     """One isolated simulated API with its own stubs and journal. Get one from `Simulator.session()`.
 
     Example::
@@ -197,42 +173,24 @@ class Session(SessionBase):
             s.wait_for(path="/ping")
     """
 
-    def __init__(self, simulator: Simulator, **settings: Any) -> None:
-        super().__init__(**settings)
+    def __init__(self, simulator: Simulator, tenant: str = "default", **options: Unpack[SessionOptions]) -> None:
+        super().__init__(tenant, **options)
         self.simulator = simulator
-
-    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
-        __tracebackhide__ = True
-        return self.simulator.call(method, request, timeout)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def open(self) -> Session:
         """Creates the session (one CreateSession call with the initial stubs) and starts the heartbeat."""
-        reply = self._call("CreateSession", self._create)
-        self.info = reply.session
-        self.initial_stubs = [StubRef(s.name, s) for s in reply.stubs]
-        try:
-            if self._deferred:
-                reply = self._call("BatchCreateStubs", self._batch(self._deferred))
-                self.initial_stubs = [StubRef(s.name, s) for s in reply.stubs]
-        except BaseException:
-            self.simulator.call("DeleteSession", pb.DeleteSessionRequest(name=self.name, allow_missing=True))
-            raise
+        self.info, self.initial_stubs = self.simulator._run(ops.open_session(self._create, self._deferred))
         if self._heartbeat:
             self.simulator._heartbeats.add(self)
         return self
 
     def close(self, *, quiet: bool = False) -> None:
         """Stops the heartbeat and deletes the session (a missing session is fine)."""
-        if not self.info.name:
-            return
-        self.simulator._heartbeats.remove(self)
-        try:
-            self._call("DeleteSession", pb.DeleteSessionRequest(name=self.info.name, allow_missing=True))
-        except SimulatorError:
-            if not quiet:
-                raise
+        if self.info.name:
+            self.simulator._heartbeats.remove(self)
+            self.simulator._run(ops.close_session(self.info.name, quiet=quiet))
 
     def __enter__(self) -> Session:
         return self.open()
@@ -245,15 +203,12 @@ class Session(SessionBase):
 
     def refresh(self, ttl: float | None = None) -> session_pb2.Session:
         """Pushes the expiry to now + ttl (heartbeats do this already); returns the session."""
-        request = pb.RefreshSessionRequest(name=self.name)
-        if ttl:
-            request.ttl.CopyFrom(duration(ttl))
-        self.info = self._call("RefreshSession", request).session
+        self.info = self.simulator._run(ops.refresh_session(self.name, ttl))
         return self.info
 
     def get(self) -> session_pb2.Session:
         """The session as the daemon sees it now (counters, state, expiry)."""
-        self.info = self._call("GetSession", pb.GetSessionRequest(name=self.name)).session
+        self.info = self.simulator._run(ops.get_session(self.name))
         return self.info
 
     # --- programming -----------------------------------------------------------------------------
@@ -272,48 +227,31 @@ class Session(SessionBase):
 
         Example: `s.add(stub("GET", "/a", text="a"), when("GET", "/b").respond(404))`.
         """
-        if not stubs:
-            return []
-        if len(stubs) == 1:
-            # CreateStub names bad fields `stub.request...`, clearer than a batch's `requests[0].stub.request...`.
-            reply = self._call("CreateStub", self._single(stubs[0]))
-            return [StubRef(reply.stub.name, reply.stub)]
-        reply = self._call("BatchCreateStubs", self._batch(stubs))
-        return [StubRef(s.name, s) for s in reply.stubs]
+        return self.simulator._run(ops.create_stubs(self.name, stubs))
 
     def replace_stub(self, ref: StubRefLike, new: StubLike) -> StubRef:
         """Replaces a stub's definition, keeping its name; its count restarts at zero."""
-        reply = self._call("ReplaceStub", self._replace(ref, new))
-        return StubRef(reply.stub.name, reply.stub)
+        return self.simulator._run(ops.replace_stub(self.name, ref, new))
 
     def delete_stub(self, ref: StubRefLike) -> None:
         """Deletes one stub."""
-        self._call("DeleteStub", pb.DeleteStubRequest(name=stub_name(self.name, ref)))
+        self.simulator._run(ops.delete_stub(self.name, ref))
 
     def get_stub(self, ref: StubRefLike) -> stub_pb2.Stub:
         """The stub as stored, with its `match_count`."""
-        return self._call("GetStub", pb.GetStubRequest(name=stub_name(self.name, ref))).stub  # type: ignore[no-any-return]
+        return self.simulator._run(ops.get_stub(self.name, ref))
 
     def list_stubs(self) -> list[stub_pb2.Stub]:
         """Every stub, in the order they are tried."""
-        out: list[stub_pb2.Stub] = []
-        token = ""
-        while True:
-            reply = self._call(
-                "ListStubs", pb.ListStubsRequest(parent=self.name, page_size=PAGE_SIZE, page_token=token)
-            )
-            out.extend(reply.stubs)
-            token = reply.next_page_token
-            if not token:
-                return out
+        return self.simulator._run(ops.list_stubs(self.name))
 
     def reset(self, *, stubs: bool = True, journal: bool = True, state: bool = True) -> None:
         """Clears stubs, journal and/or scenario state (all by default), keeping the name and URL."""
-        self.info = self._call("ResetSession", self._reset(stubs, journal, state)).session
+        self.info = self.simulator._run(ops.reset_session(self.name, stubs=stubs, journal=journal, state=state))
 
     def set_state(self, state: str) -> None:
         """Sets the scenario state (stubs with `required_state` match only in it); "" is the initial one."""
-        self.info = self._call("SetSessionState", pb.SetSessionStateRequest(name=self.name, state=state)).session
+        self.info = self.simulator._run(ops.set_state(self.name, state))
 
     @property
     def state(self) -> str:
@@ -322,100 +260,72 @@ class Session(SessionBase):
 
     # --- observing -------------------------------------------------------------------------------
 
-    def requests(self, **filter: Unpack[FilterOptions]) -> list[Request]:
-        """Recorded requests, oldest first, filtered by `method`, `path`, `path_prefix`, `matched`, `stub`.
+    def exchanges(self, **filter: Unpack[FilterOptions]) -> list[Exchange]:
+        """Recorded exchanges, oldest first, filtered by `method`, `path`, `path_prefix`, `matched`, `stub`.
 
-        Example: `[r.json() for r in s.requests(method="POST", path="/orders")]`.
+        Example: `[e.json() for e in s.exchanges(method="POST", path="/orders")]`.
         """
-        out: list[Request] = []
-        token = ""
-        flt = exchange_filter(filter)
-        while True:
-            reply = self._call(
-                "ListExchanges",
-                pb.ListExchangesRequest(parent=self.name, filter=flt, page_size=PAGE_SIZE, page_token=token),
-            )
-            out.extend(Request.from_exchange(e) for e in reply.exchanges)
-            token = reply.next_page_token
-            if not token:
-                return out
+        return self.simulator._run(ops.list_exchanges(self.name, filter))
 
     def count(self, **filter: Unpack[FilterOptions]) -> int:
-        """How many recorded requests pass the filter: `s.count(method="GET", path="/health")`."""
-        reply = self._call("CountExchanges", pb.CountExchangesRequest(parent=self.name, filter=exchange_filter(filter)))
-        return int(reply.count)
+        """How many recorded exchanges pass the filter: `s.count(method="GET", path="/health")`."""
+        return self.simulator._run(ops.count_exchanges(self.name, filter))
 
-    def wait_for(self, count: int = 1, timeout: float = 5.0, **filter: Unpack[FilterOptions]) -> list[Request]:
-        """Blocks until `count` requests pass the filter; returns them. On timeout raises AssertionError
+    def wait_for(self, count: int = 1, timeout: float = 5.0, **filter: Unpack[FilterOptions]) -> list[Exchange]:
+        """Blocks until `count` exchanges pass the filter; returns them. On timeout raises AssertionError
         saying what arrived instead.
 
         Example: `s.wait_for(2, timeout=3, method="POST", path="/webhooks")`.
         """
-        __tracebackhide__ = True
-        request = pb.WaitForExchangesRequest(
-            parent=self.name, filter=exchange_filter(filter), count=count, timeout=duration(timeout)
-        )
-        reply = self._call("WaitForExchanges", request, timeout=timeout + WAIT_GRACE)
-        if not reply.satisfied:
-            raise AssertionError(wait_failure(self.name, filter, count, timeout, reply))
-        return [Request.from_exchange(e) for e in reply.exchanges]
+        return self.simulator._run(ops.wait_for(self.name, count, timeout, filter))
 
     def watch(self, start: int = 1, *, timeout: float | None = None, **filter: Unpack[FilterOptions]) -> ExchangeStream:
-        """Live requests as they arrive. `start=1` replays what the journal keeps first (so nothing sent
+        """Live exchanges as they are recorded. `start=1` replays what the journal keeps first (so nothing sent
         before the stream was set up is missed), `start=0` only new ones, `start=n` resumes at sequence n.
         The stream ends when the session is deleted, when `timeout` seconds pass, or on `close()`.
 
         Example::
 
             with s.watch(method="POST") as stream:
-                for request in stream:
-                    if request.path == "/done":
+                for exchange in stream:
+                    if exchange.path == "/done":
                         break
         """
-        request = pb.WatchExchangesRequest(parent=self.name, filter=exchange_filter(filter), start_sequence=start)
+        request = ops.watch_request(self.name, start, filter)
         return ExchangeStream(self.simulator.stub.WatchExchanges(request, timeout=timeout), self.simulator.address)
 
     def verification(self) -> pb.VerifySessionResponse:
         """The raw verification report (never raises on failed expectations)."""
-        return self._call("VerifySession", pb.VerifySessionRequest(name=self.name))  # type: ignore[no-any-return]
+        return self.simulator._run(ops.verification(self.name))
 
     def verify(self) -> None:
         """Raises AssertionError listing unmet call counts, unused stubs and unmatched requests (with the
         nearest stubs and why they missed). Stubs with `expect=at_most(n)` or `expect=0` may go unused."""
-        __tracebackhide__ = True  # pytest shows the caller's line, not this one
-        report = self.verification()
-        if not report.ok:
-            stubs = {s.name: s for s in self.list_stubs()}  # to show what each stub matches
-            raise AssertionError(verify_failure(self.name, report, stubs))
+        self.simulator._run(ops.verify(self.name))
 
 
-class ExchangeStream(Iterator[Request]):
-    """An iterator over live requests from `Session.watch()`; close it (or leave its `with`) to cancel.
+class ExchangeStream(ops.WatchEvents, Iterator[Exchange]):
+    """An iterator over live exchanges from `Session.watch()`; close it (or leave its `with`) to cancel.
 
     `evicted` counts exchanges lost to journal limits before they could be sent.
     """
 
-    def __init__(self, call: Any, address: str) -> None:
+    def __init__(self, call: grpc._CallIterator[pb.WatchExchangesResponse], address: str) -> None:
+        super().__init__(address)
         self._call = call
-        self._address = address
-        self._closed = False
-        self.evicted = 0
 
     def __iter__(self) -> ExchangeStream:
         return self
 
-    def __next__(self) -> Request:
+    def __next__(self) -> Exchange:
         while True:
             try:
                 event = next(self._call)
             except grpc.RpcError as err:
-                # CANCELLED after close() and DEADLINE_EXCEEDED after `timeout` are the normal ends.
-                if self._closed or err.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    raise StopIteration from None
-                raise from_rpc_error(err, self._address) from None
-            if event.HasField("exchange"):
-                return Request.from_exchange(event.exchange)
-            self.evicted += event.evicted_count
+                self._raise_unless_ended(err)
+                raise StopIteration from None
+            if (exchange := self._exchange(event)) is not None:
+                return exchange
 
     def close(self) -> None:
         """Cancels the stream."""

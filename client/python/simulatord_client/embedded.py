@@ -15,7 +15,7 @@ _READY = re.compile(r"^simulatord ready http=(\S+) grpc=(\S+)$")
 
 
 class DaemonError(RuntimeError):
-    pass
+    """The daemon did not become ready; the message ends with the tail of its output."""
 
 
 class EmbeddedDaemon:

@@ -198,6 +198,13 @@ def from_rpc_error(error: grpc.RpcError, address: str = "") -> SimulatorError:
     )
 
 
+def hide_client_frames(excinfo: object) -> bool:
+    """pytest's `__tracebackhide__` for the client's modules: a failure the client reports on purpose (a
+    SimulatorError, or the AssertionError of a wait or a verification) points at the test's line, not at the
+    client's plumbing; anything else (a bug in the client, say) keeps its frames."""
+    return isinstance(getattr(excinfo, "value", None), (SimulatorError, AssertionError))
+
+
 def _message(code: grpc.StatusCode, details: str, reason: str, violations: list[FieldViolation], address: str) -> str:
     if code == grpc.StatusCode.UNAVAILABLE:
         where = f" at {address}" if address else ""
@@ -232,4 +239,5 @@ __all__ = [
     "UnimplementedError",
     "UnknownError",
     "from_rpc_error",
+    "hide_client_frames",
 ]

@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from simulatord.v1 import stub_pb2
-from simulatord_client._base import StubRef
-from simulatord_client.builders import _MISSING, response
+from simulatord_client.builders import MISSING, response
 from simulatord_client.client import Session
-from simulatord_client.records import Request
+from simulatord_client.exchanges import Exchange
+from simulatord_client.stub_refs import StubRef
 
 # The keys a sequence entry may use, mapped to `response()` keywords.
 _ENTRY_KEYS = {
@@ -43,7 +43,7 @@ def _response(
     delay_seconds: float,
 ) -> stub_pb2.Response:
     options: dict[str, Any] = {}
-    if json is not _MISSING:
+    if json is not MISSING:
         options["json"] = json
     if text is not None:
         options["text"] = text
@@ -75,7 +75,7 @@ class MockHttpServer:
         self,
         method: str,
         path: str,
-        json: Any = _MISSING,
+        json: Any = MISSING,
         status: int = 200,
         headers: Mapping[str, str] | None = None,
         delay_seconds: float = 0.0,
@@ -111,9 +111,10 @@ class MockHttpServer:
             responses=answers,
         )
 
-    def get_requests(self) -> list[Request]:
-        """Every request received, oldest first (`.method`, `.path`, `.headers`, `.query`, `.body`, `.json()`)."""
-        return self.session.requests()
+    def get_requests(self) -> list[Exchange]:
+        """Every request received, oldest first, as Exchanges (`.method`, `.path`, `.headers`, `.query`, `.body`,
+        `.json()`)."""
+        return self.session.exchanges()
 
     def request_count(self, method: str | None = None, path: str | None = None) -> int:
         """How many requests were received, optionally only with this method and/or exact path."""

@@ -138,7 +138,7 @@ def sim_session(request: pytest.FixtureRequest, simulator: Simulator) -> Iterato
     unknown = set(options) - _MARKER_KEYS
     if unknown:
         raise pytest.UsageError(f"unknown simulatord marker option(s): {', '.join(sorted(unknown))}")
-    from simulatord_client._base import DEFAULT_TTL
+    from simulatord_client.session_core import DEFAULT_TTL
 
     labels = {"pytest-test": _label(request.node.name), **options.get("labels", {})}
     session = simulator.session(
