@@ -72,7 +72,7 @@ def shape(
             # The defaults go into the spec now, so no request pays for them.
             names = {name.lower() for name, _ in headers}
             headers = headers + tuple((n, v) for n, v in streaming.SSE_HEADERS if n not in names)
-    elif fault is not None and fault.after_body_bytes is None and (body_delay is not None or dribble is not None):
+    elif fault is not None and not fault.sends_body and (body_delay is not None or dribble is not None):
         errors.add(f"{where}.fault", "this fault sends no body, so body_delay and dribble cannot apply")
     behaviours: list[Behaviour] = []
     if header_delay is not None:

@@ -39,12 +39,29 @@ MALFORMED_H2_FRAME = b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x"
 
 @dataclass(frozen=True)
 class Fault:
-    """A programmed fault; `after_body_bytes` is None when nothing of the response is sent first."""
+    """A programmed fault; `after_body_bytes` as programmed (None: the kind's default)."""
 
     kind: FaultKind
     after_body_bytes: int | None = None
     garbage: bytes = DEFAULT_GARBAGE
     hang_for: float = 0.0  # 0: the daemon's maximum
+
+    @property
+    def sends_body(self) -> bool:
+        """Whether part of the response goes out before the fault."""
+        if self.kind is FaultKind.RESET:
+            return self.after_body_bytes is not None
+        return self.kind in _PARTIAL
+
+    def cut(self, size: int) -> int | None:
+        """How many bytes of a `size`-byte body go out first; None: none of the response does. Checked against
+        the body when programmed; a templated body is only known once rendered, so the cut is kept inside it."""
+        if not self.sends_body:
+            return None
+        if self.kind is FaultKind.TRUNCATED_BODY:
+            wanted = size // 2 if self.after_body_bytes is None else self.after_body_bytes
+            return max(0, min(wanted, size - 1))
+        return min(self.after_body_bytes or 0, size)
 
 
 def fault(
@@ -52,11 +69,12 @@ def fault(
     after_body_bytes: int | None,
     garbage: bytes,
     hang_for: float,
-    body_size: int,
+    body_size: int | None,
     where: str,
     errors: SpecErrors,
 ) -> Fault | None:
-    """Validates a fault against the response body it belongs to; `where` is the Fault message's path."""
+    """Validates a fault against the response body it belongs to (`body_size` None: a template renders it, so
+    it is only known per request); `where` is the Fault message's path."""
     if kind not in FaultKind.__members__.values():
         errors.add(f"{where}.kind", f"must be one of {', '.join(k.name for k in FaultKind)}")
         return None
@@ -69,7 +87,9 @@ def fault(
         elif after_body_bytes < 0:
             errors.add(f"{where}.after_body_bytes", f"must not be negative, got {after_body_bytes}")
             ok = False
-        elif after_body_bytes > body_size or (kind is FaultKind.TRUNCATED_BODY and after_body_bytes == body_size):
+        elif body_size is not None and (
+            after_body_bytes > body_size or (kind is FaultKind.TRUNCATED_BODY and after_body_bytes == body_size)
+        ):
             limit = "less than" if kind is FaultKind.TRUNCATED_BODY else "at most"
             errors.add(
                 f"{where}.after_body_bytes", f"must be {limit} the body's size ({body_size}), got {after_body_bytes}"
@@ -87,8 +107,6 @@ def fault(
     if not 0 <= hang_for <= MAX_DELAY_SECONDS:
         errors.add(f"{where}.hang_for", f"must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds")
         ok = False
-    if after_body_bytes is None and kind in (FaultKind.TRUNCATED_BODY, FaultKind.MALFORMED_CHUNK):
-        after_body_bytes = body_size // 2 if kind is FaultKind.TRUNCATED_BODY else 0
     return Fault(kind, after_body_bytes, garbage or DEFAULT_GARBAGE, hang_for) if ok else None
 
 
@@ -110,13 +128,14 @@ async def perform(fault: Fault, reply: Reply, out: Out, body_delay: float, dribb
         await conn.flush()
         conn.close()
         return End.ABORTED
-    if fault.after_body_bytes is None:  # reset before any byte of the response
+    body = reply.body
+    cut = fault.cut(len(body))
+    if cut is None:  # reset before any byte of the response
         await conn.reset()
         return End.ABORTED
-    body = reply.body
     # Without a Content-Length, HTTP/1.1 frames the body in chunks: the malformed one follows valid ones.
     await out.start(reply, None if kind is FaultKind.MALFORMED_CHUNK else len(body))
-    if not await out.sleep(body_delay) or not await out.send_body(body[: fault.after_body_bytes], dribble):
+    if not await out.sleep(body_delay) or not await out.send_body(body[:cut], dribble):
         return End.CLIENT_DISCONNECTED
     await conn.flush()
     if kind is FaultKind.RESET:

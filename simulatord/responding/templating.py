@@ -257,6 +257,11 @@ class ResponseTemplate:
 
     name = "template"
 
+    @property
+    def renders_body(self) -> bool:
+        """Whether the body is rendered per request, so its size is unknown when programmed."""
+        return self.text is not None or self.json is not None
+
     async def apply(self, reply: Reply, context: Context, proceed: Proceed) -> End:
         """Renders over the reply with this request's variables; a failure is answered with a 500 that says
         which part failed (skipping the rest of the chain), so the test author sees why."""

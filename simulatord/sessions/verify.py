@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simulatord.matching.near_misses import describe_mismatches
-from simulatord.sessions.journal import Exchange
+from simulatord.sessions.journal import Exchange, ExchangeKind
 from simulatord.sessions.session import Session
 from simulatord.sessions.stubs import Stub
 
 MAX_UNMATCHED = 100
+BODY_TOO_LARGE = 413
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class VerifyReport:
     unused_stubs: tuple[Stub, ...]
     unmet_expectations: tuple[Stub, ...]
     unmatched: tuple[Exchange, ...]
+    http_stubs: int = 0  # how many stubs each kind of request was compared with, to explain a miss with no
+    websocket_stubs: int = 0  # near misses
 
     @property
     def ok(self) -> bool:
@@ -45,8 +48,17 @@ class VerifyReport:
                     label = miss.description or miss.stub_name
                     lines.append(f"      nearest {label}: {describe_mismatches(miss.mismatches)}")
                 if not exchange.near_misses:
-                    lines.append("      (the session has no stubs)")
+                    lines.append(f"      ({self._why_no_near_miss(exchange)})")
         return "\n".join(lines)
+
+    def _why_no_near_miss(self, exchange: Exchange) -> str:
+        if exchange.status == BODY_TOO_LARGE:  # answered at the edge: no stub was ever compared with it
+            return "its body was over the daemon's limit, so no stub was tried"
+        if exchange.kind is ExchangeKind.WEBSOCKET_UPGRADE:
+            return "the session has no WebSocket stubs"
+        if self.websocket_stubs:
+            return "the session has only WebSocket stubs"
+        return "the session has no stubs"
 
 
 def _label(stub: Stub) -> str:
@@ -62,4 +74,7 @@ def verify(session: Session) -> VerifyReport:
         elif stub.match_count == 0:
             unused.append(stub)
     unmatched = [e for e in session.journal if not e.matched][:MAX_UNMATCHED]
-    return VerifyReport(tuple(unused), tuple(unmet), tuple(unmatched))
+    websocket_stubs = sum(1 for stub in session.stubs if stub.websocket is not None)
+    return VerifyReport(
+        tuple(unused), tuple(unmet), tuple(unmatched), len(session.stubs) - websocket_stubs, websocket_stubs
+    )

@@ -483,7 +483,9 @@ class VerifySessionResponse(_message.Message):
     """A readable multi-line report of everything above, empty when ok."""
     @_builtins.property
     def unused_stubs(self) -> _containers.RepeatedCompositeFieldContainer[_exchange_pb2.StubReport]:
-        """Stubs that never matched and have no expectation allowing zero matches."""
+        """Stubs that never matched and have no CallCountExpectation (a stub with one is judged by it alone, in
+        `unmet_expectations`).
+        """
 
     @_builtins.property
     def unmet_expectations(self) -> _containers.RepeatedCompositeFieldContainer[_exchange_pb2.StubReport]:

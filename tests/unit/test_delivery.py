@@ -103,6 +103,23 @@ def test_faults_break_the_connection_as_programmed(
     assert served.reply.status == (200 if body else 0)  # no status line went out: the journal records 0
 
 
+def test_a_fault_on_a_templated_body_cuts_the_body_as_rendered() -> None:
+    """The body's size is only known per request, so the default cut (half) and a programmed one beyond the
+    rendered body are taken from the body the client is sent."""
+    errors = SpecErrors()
+    source = "{{ 'x' * 100 }}"
+    spec = response_spec(200, (), "body_text", source, "r", errors)
+    template = templating.compile_response(spec, "body_text", source, "", None, "r", errors)
+    half = faults.fault("truncated_body", None, b"", 0.0, None, "f", errors)
+    beyond = faults.fault("truncated_body", 500, b"", 0.0, None, "f", errors)
+    assert half is not None and beyond is not None and not errors.violations
+    for fault, sent in ((half, 50), (beyond, 99)):
+        wire = MemoryWire(raw=MemoryConnection())
+        served = serve(with_behaviours(spec, template, FaultDelivery(fault)), wire=wire)
+        assert (served.end, served.ran) == (End.ABORTED, ["template", "fault"])
+        assert wire.headers[b"content-length"] == b"100" and wire.body == b"x" * sent
+
+
 def test_a_fault_the_server_cannot_perform_is_answered_with_a_500_that_says_so() -> None:
     fault = faults.fault("reset", None, b"", 0.0, 0, "f", SpecErrors())
     assert fault is not None

@@ -76,9 +76,9 @@ def test_fault_defaults() -> None:
     malformed = faults.fault("malformed_chunk", None, b"", 0.0, 10, "f", errors)
     reset = faults.fault("reset", None, b"", 0.0, 10, "f", errors)
     assert not errors.violations
-    assert truncated is not None and truncated.after_body_bytes == 5
-    assert malformed is not None and malformed.after_body_bytes == 0
-    assert reset is not None and reset.after_body_bytes is None, "a plain reset happens before any byte"
+    assert truncated is not None and truncated.cut(10) == 5
+    assert malformed is not None and malformed.cut(10) == 0
+    assert reset is not None and reset.cut(10) is None, "a plain reset happens before any byte"
 
 
 def shape(spec: ResponseSpec, **parts: object) -> tuple[ResponseSpec, list[str]]:

@@ -114,7 +114,13 @@ def chunked_stream(msg: stub_pb2.ChunkedStream, where: str, errors: SpecErrors) 
     )
 
 
-def fault(msg: stub_pb2.Fault, body_size: int, where: str, errors: SpecErrors) -> faults.Fault | None:
+def _body_size(spec: ResponseSpec) -> int | None:
+    """The body's size as programmed; None when a template renders it per request."""
+    rendered = any(isinstance(b, templating.ResponseTemplate) and b.renders_body for b in spec.behaviours)
+    return None if rendered else len(spec.body)
+
+
+def fault(msg: stub_pb2.Fault, body_size: int | None, where: str, errors: SpecErrors) -> faults.Fault | None:
     return faults.fault(
         _FAULT_KINDS.get(msg.kind, ""),
         msg.after_body_bytes if msg.HasField("after_body_bytes") else None,
@@ -141,7 +147,7 @@ def _delivered(msg: stub_pb2.Response, spec: ResponseSpec, where: str, errors: S
         header_delay=_optional_delay(msg, "header_delay", where, errors),
         body_delay=_optional_delay(msg, "body_delay", where, errors),
         dribble=dribble,
-        fault=fault(msg.fault, len(spec.body), f"{where}.fault", errors) if msg.HasField("fault") else None,
+        fault=fault(msg.fault, _body_size(spec), f"{where}.fault", errors) if msg.HasField("fault") else None,
         stream=stream,
         where=where,
         errors=errors,

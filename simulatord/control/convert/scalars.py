@@ -13,16 +13,25 @@ def seconds(value: duration_pb2.Duration) -> float:
     return value.seconds + value.nanos / 1e9
 
 
+def _split(secs: float) -> tuple[int, int]:
+    """Whole seconds and nanoseconds, split before scaling: `secs * 1e9` would lose nanoseconds of an epoch."""
+    whole = math.floor(secs)
+    nanos = round((secs - whole) * 1e9)
+    if nanos == 1_000_000_000:
+        whole, nanos = whole + 1, 0
+    return whole, nanos
+
+
 def duration(secs: float) -> duration_pb2.Duration:
+    whole, nanos = _split(secs)
     d = duration_pb2.Duration()
-    d.FromNanoseconds(round(secs * 1e9))
+    d.FromNanoseconds(whole * 1_000_000_000 + nanos)  # normalises a negative duration's signs
     return d
 
 
 def timestamp(epoch: float) -> timestamp_pb2.Timestamp:
-    t = timestamp_pb2.Timestamp()
-    t.FromNanoseconds(round(epoch * 1e9))
-    return t
+    whole, nanos = _split(epoch)
+    return timestamp_pb2.Timestamp(seconds=whole, nanos=nanos)
 
 
 def _integral(value: Any) -> Any:
