@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from simulatord_client import AsyncSimulator, Session, Simulator, at_least, contains, never, stub
+from simulatord_client import behaviours as b
 from simulatord_client import operations as ops
 
 
@@ -27,10 +28,18 @@ def test_exchange_records_are_friendly(sim_session: Session, http: httpx.Client)
     assert first.json() == {"qty": 2} and first.text == '{"qty":2}'
     assert first.stub == ref.name and first.stub_id == ref.id and first.matched
     assert str(first) == f"#1 POST /orders?tag=a&tag=b&x=1 -> 201 ({ref.id})"
+    assert first.behaviours == () and second.behaviours == ()
     assert not second.matched and second.status == 404 and second.stub == second.stub_id == ""
     assert "path: expected exact '/orders'" in str(second.near_misses[0])
     with pytest.raises(AttributeError):
         first.method = "GET"  # type: ignore[misc]
+
+
+def test_an_exchange_names_the_behaviours_that_shaped_it(sim_session: Session, http: httpx.Client) -> None:
+    sim_session.stub("GET", "/slow", response=b.timed(b.templated(b.text("{{ request.path }}")), delay=0.01))
+    assert http.get(f"{sim_session.url}/slow").text == "/slow"
+    (slow,) = sim_session.exchanges(path="/slow")
+    assert slow.behaviours == ("template", "delay")
 
 
 def test_filters_and_counts(sim_session: Session, http: httpx.Client) -> None:

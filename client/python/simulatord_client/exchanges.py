@@ -101,8 +101,8 @@ class Exchange:
 
     Attributes: `sequence`, `method`, `path`, `query` (first value per name; `query_params` has every
     pair), `query_string`, `headers` (case-insensitive), `body` (bytes), `stub` (full name of the stub
-    that answered, "" when unmatched; `stub_id` is its id), `status`, `near_misses`, and `exchange` (the
-    raw message).
+    that answered, "" when unmatched; `stub_id` is its id), `status`, `behaviours` (what shaped the response,
+    in the order it ran: `template`, `delay`, `fault`, ...), `near_misses`, and `exchange` (the raw message).
 
     Example: `assert session.exchanges(path="/orders")[0].json() == {"qty": 1}`.
     """
@@ -117,6 +117,7 @@ class Exchange:
     body: bytes
     stub: str
     status: int
+    behaviours: tuple[str, ...]
     near_misses: tuple[NearMiss, ...]
     exchange: exchange_pb2.Exchange = field(repr=False)
 
@@ -139,6 +140,7 @@ class Exchange:
             body=bytes(req.body),
             stub=exchange.stub,
             status=exchange.response.status,
+            behaviours=tuple(exchange.response.behaviours),
             near_misses=tuple(
                 NearMiss(
                     m.stub,
