@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 # The google.rpc messages and grpc_status are imported by the first error, not at start-up: a daemon that
 # answers every call well never loads them. The codes are grpc's canonical ones, the same as google.rpc.Code.
 DOMAIN = "simulatord"
+# Status details travel in trailing metadata, which gRPC limits to 8 KiB by default: errors that echo what a
+# client sent are cut to fit, or the client would get RESOURCE_EXHAUSTED instead of what was wrong.
+MAX_MESSAGE_CHARS = 300
+MAX_FIELD_CHARS = 120
+MAX_DESCRIPTION_CHARS = 200
+MAX_VIOLATIONS = 20
+MAX_STATUS_BYTES = 4096  # base64 in the trailer makes it 5.5 KiB, beside the percent-encoded message
 log = logging.getLogger(__name__)
 
 _CODES: list[tuple[type[SimulatorError], grpc.StatusCode]] = [
@@ -46,20 +53,32 @@ def to_status(error: SimulatorError) -> grpc.Status:
     from grpc_status import rpc_status
 
     code = next((c for cls, c in _CODES if isinstance(error, cls)), grpc.StatusCode.UNKNOWN).value[0]
-    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata))]
-    if isinstance(error, InvalidArgument) and error.violations:
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                        for v in error.violations
-                    ]
+    metadata = {_cut(k, MAX_FIELD_CHARS): _cut(v, MAX_FIELD_CHARS) for k, v in list(error.metadata.items())[:20]}
+    info = _pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata))
+    violations = error.violations if isinstance(error, InvalidArgument) else []
+    shown = min(len(violations), MAX_VIOLATIONS)
+    while True:  # fewer violations until the status fits in the trailers (non-ASCII input takes more bytes)
+        details = [info]
+        if shown:
+            listed = [
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=_cut(v.field, MAX_FIELD_CHARS), description=_cut(v.description, MAX_DESCRIPTION_CHARS)
                 )
-            )
-        )
-    status: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
-    return status
+                for v in violations[:shown]
+            ]
+            if len(violations) > shown:
+                listed[-1].description += f" (and {len(violations) - shown} more not listed)"
+            details.append(_pack(error_details_pb2.BadRequest(field_violations=listed)))
+        status = status_pb2.Status(code=code, message=_cut(error.message, MAX_MESSAGE_CHARS), details=details)
+        if shown <= 1 or status.ByteSize() <= MAX_STATUS_BYTES:
+            break
+        shown //= 2
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def internal_status(exc: BaseException) -> grpc.Status:

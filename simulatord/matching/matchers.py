@@ -10,6 +10,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from simulatord.errors import SpecErrors
+from simulatord.matching.json_paths import json_paths
+from simulatord.matching.patterns import Pattern, PatternError, compile_generated, compile_user
 from simulatord.matching.request import HttpRequest
 
 _MAX_SHOWN = 120
@@ -74,7 +76,7 @@ class StringTest:
     kind: StringOp
     operand: str
     ignore_case: bool = False
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
 
     def test(self, value: str) -> bool:
         if self.pattern is not None:
@@ -104,8 +106,8 @@ def string_test(kind: str, operand: str, ignore_case: bool, where: str, errors: 
     op = StringOp(kind)
     if op is StringOp.REGEX:
         try:
-            pattern = re.compile(operand, re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
+            pattern = compile_user(operand, ignore_case)
+        except PatternError as exc:
             errors.add(f"{where}.regex", f"invalid regular expression: {exc}")
             return StringTest(StringOp.EQUALS, operand)
         return StringTest(op, operand, ignore_case, pattern)
@@ -142,7 +144,7 @@ class PathTest:
 
     kind: PathKind
     operand: str
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
 
     def test(self, request: HttpRequest) -> bool:
         if self.kind is PathKind.EXACT:
@@ -165,18 +167,22 @@ class PathTest:
 _TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(=\*\*)?\}")
 
 
-def _template_regex(template: str) -> str:
-    out, last, seen = [], 0, set()
+def _template_regex(template: str) -> tuple[str, bool]:
+    """The regex of a path template, and whether `re` runs it in linear time: at most one `{name=**}` and one
+    variable per segment, so no two wildcards compete for the same characters."""
+    out, last, seen, anywhere = [], 0, set(), 0
     for found in _TEMPLATE_VAR.finditer(template):
         out.append(_literal(template[last : found.start()]))
         name, rest = found.group(1), found.group(2)
         if name in seen:
             raise ValueError(f"variable {name!r} appears twice")
         seen.add(name)
+        anywhere += bool(rest)
         out.append(f"(?P<{name}>.+)" if rest else f"(?P<{name}>[^/]+)")
         last = found.end()
     out.append(_literal(template[last:]))
-    return "".join(out)
+    one_per_segment = all(len(_TEMPLATE_VAR.findall(segment)) <= 1 for segment in template.split("/"))
+    return "".join(out), anywhere <= 1 and one_per_segment
 
 
 def _literal(text: str) -> str:
@@ -185,7 +191,9 @@ def _literal(text: str) -> str:
     return re.escape(text)
 
 
-def _glob_regex(glob: str) -> str:
+def _glob_regex(glob: str) -> tuple[str, bool]:
+    """The regex of a glob, and whether `re` runs it in linear time: no `**` and one `*` per segment at most."""
+    linear = "**" not in glob and all(segment.count("*") <= 1 for segment in glob.split("/"))
     out, i = [], 0
     while i < len(glob):
         if glob.startswith("**", i):
@@ -200,7 +208,7 @@ def _glob_regex(glob: str) -> str:
         else:
             out.append(re.escape(glob[i]))
             i += 1
-    return "".join(out)
+    return "".join(out), linear
 
 
 def path_test(kind: str, operand: str, where: str, errors: SpecErrors) -> PathTest:
@@ -212,12 +220,12 @@ def path_test(kind: str, operand: str, where: str, errors: SpecErrors) -> PathTe
         errors.add(f"{where}.{kind}", f"must start with '/', got {operand!r}")
     try:
         if path_kind is PathKind.TEMPLATE:
-            return PathTest(path_kind, operand, re.compile(_template_regex(operand)))
+            return PathTest(path_kind, operand, compile_generated(*_template_regex(operand)))
         if path_kind is PathKind.GLOB:
-            return PathTest(path_kind, operand, re.compile(_glob_regex(operand)))
+            return PathTest(path_kind, operand, compile_generated(*_glob_regex(operand)))
         if path_kind is PathKind.REGEX:
-            return PathTest(path_kind, operand, re.compile(operand))
-    except (re.error, ValueError) as exc:
+            return PathTest(path_kind, operand, compile_user(operand))
+    except (PatternError, re.error, ValueError) as exc:
         errors.add(f"{where}.{kind}", f"invalid {kind}: {exc}")
         return PathTest(PathKind.EXACT, operand)
     return PathTest(path_kind, operand)
@@ -330,7 +338,7 @@ class BodyTest:
     kind: BodyKind
     operand: Any
     label: str = "body"  # the request field named in mismatches, e.g. body[1]
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
     query: Any = None  # compiled JSONPath
     node_equals: Any = None
     node_value: StringTest | None = None
@@ -396,8 +404,8 @@ def body_test(
     body_kind = BodyKind(kind)
     if body_kind is BodyKind.REGEX:
         try:
-            return BodyTest(body_kind, operand, label, pattern=re.compile(operand))
-        except re.error as exc:
+            return BodyTest(body_kind, operand, label, pattern=compile_user(operand))
+        except PatternError as exc:
             errors.add(f"{where}.regex", f"invalid regular expression: {exc}")
             return BodyTest(BodyKind.EQUALS, b"")
     if body_kind is BodyKind.JSON_PATH:
@@ -409,7 +417,7 @@ def body_test(
         import jsonpath  # only sessions that program a JSONPath matcher pay for it: it is slow to import
 
         try:
-            query = jsonpath.compile(operand)
+            query = json_paths().compile(operand)
         except jsonpath.JSONPathError as exc:
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             errors.add(f"{where}.json_path.expression", f"invalid JSONPath {operand!r}: {first_line}")

@@ -71,7 +71,7 @@ class HttpRequest:
             return _NO_JSON
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested past the parser's limit: not JSON here
             return _NO_JSON
 
     @property

@@ -65,9 +65,6 @@ def shape(
             errors.add(f"{where}.fault", f"cannot be combined with {field}; use {field}.abort_after instead")
         if dribble is not None:
             errors.add(f"{where}.dribble", f"cannot be combined with {field}: give the pieces delays instead")
-        for i, (name, _) in enumerate(headers):
-            if name.lower() in ("content-length", "transfer-encoding"):
-                errors.add(f"{where}.headers[{i}]", f"{name} is set by the daemon for a streamed response")
         if stream.kind is StreamKind.SSE:
             # The defaults go into the spec now, so no request pays for them.
             names = {name.lower() for name, _ in headers}

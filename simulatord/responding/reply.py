@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,25 @@ if TYPE_CHECKING:
     from simulatord.responding.behaviour import Behaviour
 
 MAX_DELAY_SECONDS = 600.0
+# RFC 9110 5.1 and 5.5: a field name is a token; a value is visible latin-1 characters, with spaces and tabs
+# only between them. Anything else the HTTP server refuses to send, so it is refused when programmed instead.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"(?:[\x21-\x7e\x80-\xff](?:[ \t]*[\x21-\x7e\x80-\xff])*)?")
+# Framing is the daemon's: it sets these from the body it sends (faults send bodies shorter than promised).
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+MAX_SHOWN = 60
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a response header cannot be sent as it is, or None when it can."""
+    if not _TOKEN.fullmatch(name):
+        return f"name {name[:MAX_SHOWN]!r} is not an HTTP field name (RFC 9110 token characters only)"
+    if not _FIELD_VALUE.fullmatch(value):
+        return (
+            f"value {value[:MAX_SHOWN]!r} is not an HTTP field value: latin-1 visible characters, with spaces "
+            "and tabs only between them (no control characters, no leading or trailing whitespace)"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,7 @@ class Reply:
     # Filled in by deliveries that send piece by piece, for the journal; None: the whole body went out.
     sent_bytes: int | None = None
     events_sent: int = 0
+    error: str = ""  # what went wrong while serving it, for the journal
 
     def asgi_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The headers to send: the spec's, encoded when it was programmed, while headers and body are still
@@ -79,6 +100,13 @@ def json_reply(status: int, payload: Any, headers: Sequence[tuple[str, str]] = (
     return Reply(status, [("content-type", "application/json"), *headers], json.dumps(payload).encode())
 
 
+def error_reply(reason: str, message: str, headers: Sequence[tuple[str, str]] = ()) -> Reply:
+    """The 500 that explains what went wrong while serving; the journal records the same message."""
+    reply = json_reply(500, {"error": message, "reason": reason}, headers)
+    reply.error = message
+    return reply
+
+
 def response_spec(
     status: int,
     headers: Sequence[tuple[str, str]],
@@ -92,9 +120,19 @@ def response_spec(
         status = 200
     if not 100 <= status <= 599:
         errors.add(f"{where}.status", f"must be 0 or between 100 and 599, got {status}")
+    sendable: list[tuple[str, str]] = []  # a refused header stays out even of the spec that is thrown away
     for i, (name, value) in enumerate(headers):
-        if not name or any(c in name for c in " :\r\n\t") or "\r" in value or "\n" in value:
-            errors.add(f"{where}.headers[{i}]", f"invalid header {name!r}: {value!r}")
+        problem = header_problem(name, value)
+        if problem is not None:
+            errors.add(f"{where}.headers[{i}]", problem)
+        elif name.lower() in FRAMING_HEADERS:
+            errors.add(
+                f"{where}.headers[{i}]",
+                f"{name} is set by the daemon from the body; for a body shorter than promised use fault TRUNCATED_BODY",
+            )
+        else:
+            sendable.append((name, value))
+    headers = sendable
     names = {name.lower() for name, _ in headers}
     extra: list[tuple[str, str]] = []
     encoded = b""

@@ -15,32 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from simulatord.errors import SpecErrors
 from simulatord.matching.request import HttpRequest
-from simulatord.responding.reply import Reply, ResponseSpec, json_reply
+from simulatord.responding import sandbox
+from simulatord.responding.reply import Reply, ResponseSpec, error_reply, header_problem
 from simulatord.responding.wire import End
 
 if TYPE_CHECKING:
-    from jinja2 import TemplateSyntaxError
     from jinja2.environment import Template
-    from jinja2.sandbox import SandboxedEnvironment
 
     from simulatord.responding.behaviour import Context, Proceed
-
-
-# Jinja is imported, and its environment built, when the first template is programmed: a daemon whose
-# stubs use no templates never loads it, which keeps start-up short.
-@functools.cache
-def _env() -> SandboxedEnvironment:
-    from jinja2 import ChainableUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    # ChainableUndefined lets `request.json.user.id` render empty when any link is missing, which is what a
-    # test author expects from a simulator; `finalize` prints None as nothing rather than "None".
-    return SandboxedEnvironment(
-        undefined=ChainableUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        finalize=lambda value: "" if value is None else value,
-    )
 
 
 @functools.cache
@@ -53,7 +35,8 @@ def _undefined() -> type:
 _MARKERS = ("{{", "{%", "{#")
 # A JSON string that is exactly one expression keeps the expression's type (`"{{ path.id | int }}"` -> 42).
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
-MAX_RENDERED_BYTES = 16 * 1024 * 1024
+MAX_RENDERED_BYTES = sandbox.MAX_OUTPUT_CHARS
+MAX_ERROR_CHARS = 500  # an error may quote the request or the template; the journal keeps a readable part
 ERROR_HEADER = "x-simulatord-template-error"
 
 
@@ -65,21 +48,31 @@ def has_markers(text: str) -> bool:
     return any(marker in text for marker in _MARKERS)
 
 
-def _syntax(where: str, exc: TemplateSyntaxError, errors: SpecErrors) -> None:
-    errors.add(where, f"template syntax error at line {exc.lineno}: {exc.message}")
+def _compile(source: str, where: str, errors: SpecErrors, expression: bool = False) -> Any:
+    """Compiles a template (or a single expression) in the sandbox; problems are added to `errors`."""
+    if len(source) > sandbox.MAX_SOURCE_CHARS:
+        errors.add(where, f"a template is at most {sandbox.MAX_SOURCE_CHARS:,} characters, got {len(source):,}")
+        return None
+    from jinja2 import TemplateSyntaxError
+
+    env = sandbox.environment()
+    try:
+        if expression:
+            return env.compile_expression(source, undefined_to_none=True)
+        return env.from_string(source)
+    except TemplateSyntaxError as exc:
+        errors.add(where, f"template syntax error at line {exc.lineno}: {exc.message}")
+    except (RecursionError, MemoryError):  # Jinja's parser recurses once per nesting level
+        errors.add(where, "the template nests too deeply to compile")
+    return None
 
 
 def compile_text(source: str, where: str, errors: SpecErrors) -> Template | None:
     """Compiles a text template; None when the text has no template markers (it is then sent as is)."""
     if not has_markers(source):
         return None
-    from jinja2 import TemplateSyntaxError
-
-    try:
-        return _env().from_string(source)
-    except TemplateSyntaxError as exc:
-        _syntax(where, exc, errors)
-        return None
+    compiled: Template | None = _compile(source, where, errors)
+    return compiled
 
 
 # --- JSON templates: a tree mirroring the JSON value, with compiled leaves --------------------------
@@ -103,32 +96,36 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _compile_leaf(value: str, where: str, errors: SpecErrors) -> JsonNode | None:
+    single = _SINGLE_EXPRESSION.match(value)
+    if single is not None:
+        expression = _compile(single.group("expr"), where, errors, expression=True)
+        if expression is None:
+            return None
+
+        return lambda ctx: _jsonable(expression(**ctx))
+    template = _compile(value, where, errors)
+    if template is None:
+        return None
+    return lambda ctx: sandbox.render(template, ctx)
+
+
 def _compile_json(value: Any, where: str, errors: SpecErrors) -> tuple[JsonNode, bool]:
     """Returns the node and whether anything below it is a template (static subtrees stay constants)."""
     if isinstance(value, str):
-        if not has_markers(value):
-            return _constant(value), False
-        from jinja2 import TemplateSyntaxError
-
-        single = _SINGLE_EXPRESSION.match(value)
-        try:
-            if single is not None:
-                expression = _env().compile_expression(single.group("expr"), undefined_to_none=True)
-                return (lambda ctx: _jsonable(expression(**ctx))), True
-            template = _env().from_string(value)
-        except TemplateSyntaxError as exc:
-            _syntax(where, exc, errors)
-            return _constant(value), False
-        return (lambda ctx: template.render(ctx)), True
+        leaf = _compile_leaf(value, where, errors) if has_markers(value) else None
+        return (leaf, True) if leaf is not None else (_constant(value), False)
     if isinstance(value, dict):
         items = [(k, *_compile_json(v, f"{where}.{k}", errors)) for k, v in value.items()]
         if not any(dynamic for _, _, dynamic in items):
             return _constant(value), False
+
         return (lambda ctx: {k: node(ctx) for k, node, _ in items}), True
     if isinstance(value, list):
         nodes = [_compile_json(v, f"{where}[{i}]", errors) for i, v in enumerate(value)]
         if not any(dynamic for _, dynamic in nodes):
             return _constant(value), False
+
         return (lambda ctx: [node(ctx) for node, _ in nodes]), True
     return _constant(value), False
 
@@ -265,45 +262,82 @@ class ResponseTemplate:
     async def apply(self, reply: Reply, context: Context, proceed: Proceed) -> End:
         """Renders over the reply with this request's variables; a failure is answered with a 500 that says
         which part failed (skipping the rest of the chain), so the test author sees why."""
-        values = variables(
-            context.request, context.captures, context.match, context.sequence, context.state, self.seed, time.time()
-        )
-        part = "status"
-        try:
-            if self.status is not None:
-                rendered = self.status.render(values).strip()
-                if not rendered.isdigit() or not 100 <= int(rendered) <= 599:
-                    raise TemplateRenderError(f"status rendered to {rendered!r}, not a number from 100 to 599")
-                reply.status = int(rendered)
-            part = "headers"
-            if any(template is not None for template in self.headers):
-                reply.headers = [
-                    *(
-                        (name, value if template is None else _header_value(template.render(values)))
-                        for (name, value), template in zip(reply.headers, self.headers, strict=False)
-                    ),
-                    *reply.headers[len(self.headers) :],
-                ]
-            part = "body"
+        now = time.time()
+        part = ["status"]  # which part is rendering, for the error message
+
+        def rendered() -> tuple[int, list[tuple[str, str]], bytes]:
+            values = variables(
+                context.request, context.captures, context.match, context.sequence, context.state, self.seed, now
+            )
+            part[0] = "status"
+            status = reply.status if self.status is None else _status(sandbox.render(self.status, values))
+            part[0] = "headers"
+            headers = list(reply.headers)
+            for i, template in enumerate(self.headers):
+                if template is not None:
+                    headers[i] = (headers[i][0], _header_value(sandbox.render(template, values)))
+            part[0] = "body"
+            body = reply.body
             if self.text is not None:
-                reply.body = self.text.render(values).encode()
+                body = sandbox.render(self.text, values).encode()
             elif self.json is not None:
-                reply.body = self.json.render_bytes(values)
-            if len(reply.body) > MAX_RENDERED_BYTES:
+                body = self.json.render_bytes(values)
+            if len(body) > MAX_RENDERED_BYTES:
                 raise TemplateRenderError(f"rendered body exceeds {MAX_RENDERED_BYTES} bytes")
+            return status, headers, body
+
+        try:
+            status, headers, body = await sandbox.run(rendered)
         except Exception as exc:  # a template is user code: any failure becomes an explained 500
-            return await context.finish(template_error_reply(part, exc))
+            return await context.finish(template_error_reply(part[0], exc))
+        reply.status = status
+        if any(template is not None for template in self.headers):
+            reply.headers = headers
+        reply.body = body
         return await proceed(reply)
 
 
+def _status(rendered: str) -> int:
+    rendered = rendered.strip()
+    if not rendered.isdigit() or not 100 <= int(rendered) <= 599:
+        raise TemplateRenderError(f"status rendered to {rendered[:40]!r}, not a number from 100 to 599")
+    return int(rendered)
+
+
+async def render_message(text: Template | None, json_template: JsonTemplate | None, values: Mapping[str, Any]) -> str:
+    """A WebSocket message's template, within its own budget; a failure is sent as a message that says why,
+    rather than dropping the message."""
+
+    def rendered() -> str:
+        if json_template is not None:
+            return json_template.render_bytes(values).decode()
+        return sandbox.render(text, values) if text is not None else ""
+
+    try:
+        return await sandbox.run(rendered)
+    except Exception as exc:  # a template is user code
+        return json.dumps({"error": f"message template failed: {_describe(exc)}", "reason": "TEMPLATE_ERROR"})
+
+
 def _header_value(value: str) -> str:
-    # A rendered CR or LF would split the header; fold it rather than fail the whole response.
-    return value.replace("\r", " ").replace("\n", " ")
+    # A rendered CR or LF would split the header, and outer whitespace is not part of a value: fold and strip
+    # them rather than fail the whole response; anything else a field value cannot hold fails it, explained.
+    value = value.replace("\r", " ").replace("\n", " ").strip(" \t")
+    problem = header_problem("x", value)
+    if problem is not None:
+        raise TemplateRenderError(f"a header rendered to a {problem}")
+    return value
 
 
 def template_error_reply(part: str, exc: BaseException) -> Reply:
-    payload = {"error": f"response template failed in {part}: {type(exc).__name__}: {exc}", "reason": "TEMPLATE_ERROR"}
-    return json_reply(500, payload, [(ERROR_HEADER, part)])
+    return error_reply(
+        "TEMPLATE_ERROR", f"response template failed in {part}: {_describe(exc)}", [(ERROR_HEADER, part)]
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def compile_response(
@@ -316,14 +350,7 @@ def compile_response(
     errors: SpecErrors,
 ) -> ResponseTemplate:
     """Checks and compiles a templated response; problems are reported with their field paths."""
-    status = None
-    if status_source:
-        from jinja2 import TemplateSyntaxError
-
-        try:
-            status = _env().from_string(status_source)
-        except TemplateSyntaxError as exc:
-            _syntax(f"{where}.template.status", exc, errors)
+    status = _compile(status_source, f"{where}.template.status", errors) if status_source else None
     headers = tuple(
         compile_text(value, f"{where}.headers[{i}].value", errors) for i, (_, value) in enumerate(spec.headers)
     )

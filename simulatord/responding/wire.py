@@ -154,8 +154,9 @@ class Out:
 async def unsupported(out: Out, reply: Reply, exc: NoRawConnection) -> End:
     """Says loudly that a fault cannot be performed here, rather than answer something nobody programmed."""
     log.error("cannot perform a fault: %s", exc)
+    reply.error = f"the fault could not be performed: {exc}"
     if out.started:
         return End.ABORTED
-    body = json.dumps({"error": str(exc), "reason": "FAULT_UNSUPPORTED"}).encode()
+    body = json.dumps({"error": reply.error, "reason": "FAULT_UNSUPPORTED"}).encode()
     reply.status, reply.headers, reply.body = 500, [("content-type", "application/json")], body
     return await out.whole(reply)

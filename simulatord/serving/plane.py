@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable
 
 from simulatord.matching.request import HttpRequest
 from simulatord.names import SessionKey
 from simulatord.responding import behaviour
-from simulatord.responding.reply import Reply
-from simulatord.responding.wire import Wire, send_plain
+from simulatord.responding.reply import Reply, error_reply
+from simulatord.responding.wire import End, Wire, send_plain
 from simulatord.serving import answers, chain, websocket
 from simulatord.serving.recording import record
 from simulatord.serving.websocket import Socket
 from simulatord.sessions.journal import Exchange
 from simulatord.sessions.session import Session
 from simulatord.sessions.store import SessionStore
+
+log = logging.getLogger(__name__)
+
+
+async def _send_if_possible(reply: Reply, wire: Wire) -> End:
+    """Sends an error reply unless a response already started (the server then refuses a second start)."""
+    try:
+        return await send_plain(reply, wire)
+    except Exception:  # hypercorn and uvicorn each raise their own error for a second response start
+        return End.ABORTED
 
 
 class DataPlane:
@@ -28,20 +40,38 @@ class DataPlane:
         self.find: Callable[[SessionKey], Session | None] = store.find  # the hot path's first call, unwrapped
 
     async def http(self, session: Session, request: HttpRequest, wire: Wire) -> Exchange:
-        """One HTTP request: select a stub, render its reply, run its behaviours, deliver, record."""
-        selection = session.select(request)
-        stub, spec = selection.stub, selection.response
-        if stub is None or spec is None:
-            reply = answers.unmatched(session.key, session.unmatched_status, request, selection.near_misses)
-            end = await send_plain(reply, wire)
-            return record(session, request, reply, self.clock(), near_misses=selection.near_misses, end=end)
-        reply = spec.render()
-        if not spec.behaviours:  # the plain path: no chain, no context
-            end = await send_plain(reply, wire)
-            return record(session, request, reply, self.clock(), stub_name=stub.name, end=end)
-        context = chain.context(session, request, selection, stub, wire, functools.partial(send_plain, wire=wire))
-        end, reply = await behaviour.run(spec.behaviours, reply, context)
-        return record(session, request, reply, self.clock(), stub_name=stub.name, end=end, behaviours=context.ran)
+        """One HTTP request: select a stub, render its reply, run its behaviours, deliver, record. Whatever
+        fails on the way, the request is recorded with what went wrong."""
+        stub_name = ""
+        try:
+            selection = session.select(request)
+            stub, spec = selection.stub, selection.response
+            if stub is None or spec is None:
+                reply = answers.unmatched(session.key, session.unmatched_status, request, selection.near_misses)
+                end = await send_plain(reply, wire)
+                return record(session, request, reply, self.clock(), near_misses=selection.near_misses, end=end)
+            stub_name = stub.name
+            reply = spec.render()
+            if not spec.behaviours:  # the plain path: no chain, no context
+                end = await send_plain(reply, wire)
+                return record(session, request, reply, self.clock(), stub_name=stub_name, end=end)
+            context = chain.context(session, request, selection, stub, wire, functools.partial(send_plain, wire=wire))
+            end, reply = await behaviour.run(spec.behaviours, reply, context)
+            return record(session, request, reply, self.clock(), stub_name=stub_name, end=end, behaviours=context.ran)
+        except asyncio.CancelledError:  # the server gave up on the request (shutdown): still on the record
+            reply = error_reply("DAEMON_STOPPING", "the daemon stopped before this response was complete")
+            reply.status = 0
+            record(session, request, reply, self.clock(), stub_name=stub_name, end=End.ABORTED)
+            raise
+        except Exception as exc:
+            log.exception("serving %s %s in %s failed", request.method, request.path, session.key.name)
+            reply = error_reply(
+                "INTERNAL", f"the daemon failed while serving this request: {type(exc).__name__}: {exc}"
+            )
+            end = await _send_if_possible(reply, wire)
+            if end is End.ABORTED:
+                reply.status = 0
+            return record(session, request, reply, self.clock(), stub_name=stub_name, end=end)
 
     async def answer(self, session: Session, request: HttpRequest, reply: Reply, wire: Wire) -> Exchange:
         """Sends a reply the front end decided on without selecting a stub (a body over the limit), and records

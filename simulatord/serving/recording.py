@@ -45,6 +45,7 @@ def record(
             end=end,
             event_count=reply.events_sent,
             behaviours=tuple(behaviours),
+            error=reply.error,
             kind=kind,
         )
     )

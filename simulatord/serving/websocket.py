@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -218,13 +217,13 @@ class Conversing:
                 )
             )
             return
-        text = self.render(message, push) if message.templated else message.text or ""
+        text = await self.render(message, push) if message.templated else message.text or ""
         await self.socket.send_text(text)
         self.record(
             Frame(self.connection.id, Direction.OUTBOUND, text=text, size=len(text.encode()), origin=push.origin)
         )
 
-    def render(self, message: OutMessage, push: Push) -> str:
+    async def render(self, message: OutMessage, push: Push) -> str:
         connection = self.connection
         values = templating.variables(
             connection.request,
@@ -236,12 +235,4 @@ class Conversing:
             self.clock(),
             message=push.incoming,
         )
-        try:
-            if message.json_template is not None:
-                return message.json_template.render_bytes(values).decode()
-            assert message.text_template is not None
-            return str(message.text_template.render(values))
-        except Exception as exc:  # a template is user code: say what failed instead of dropping the message
-            return json.dumps(
-                {"error": f"message template failed: {type(exc).__name__}: {exc}", "reason": "TEMPLATE_ERROR"}
-            )
+        return await templating.render_message(message.text_template, message.json_template, values)

@@ -68,6 +68,7 @@ class Exchange:
     end: End = End.COMPLETE
     event_count: int = 0
     behaviours: tuple[str, ...] = ()  # the behaviours that shaped the response, in the order they ran
+    error: str = ""  # what went wrong while serving, if anything did
     size: int = field(default=0)
     kind: ExchangeKind = ExchangeKind.HTTP
     frame: Frame | None = None  # for kind WEBSOCKET_FRAME

@@ -325,6 +325,7 @@ class RecordedResponse(_message.Message):
     END_FIELD_NUMBER: _builtins.int
     EVENT_COUNT_FIELD_NUMBER: _builtins.int
     BEHAVIOURS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     status: _builtins.int
     """HTTP status sent; 0 when no status line was sent (e.g. a connection fault)."""
     body_size: _builtins.int
@@ -333,6 +334,11 @@ class RecordedResponse(_message.Message):
     """How the response ended."""
     event_count: _builtins.int
     """For streamed responses: how many events or chunks were sent."""
+    error: _builtins.str
+    """What went wrong while serving, if anything did: a template that failed or hit one of its bounds, a fault
+    the HTTP server could not perform, an error of the daemon's own. The client got a 500 saying the same when
+    no response had started; otherwise the response ended early (`end`).
+    """
     @_builtins.property
     def headers(self) -> _containers.RepeatedCompositeFieldContainer[_stub_pb2.Header]:
         """Headers sent."""
@@ -358,10 +364,11 @@ class RecordedResponse(_message.Message):
         end: Global___ResponseEnd.ValueType = ...,
         event_count: _builtins.int = ...,
         behaviours: _abc.Iterable[_builtins.str] | None = ...,
+        error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviours", b"behaviours", "body_size", b"body_size", "duration", b"duration", "end", b"end", "event_count", b"event_count", "headers", b"headers", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behaviours", b"behaviours", "body_size", b"body_size", "duration", b"duration", "end", b"end", "error", b"error", "event_count", b"event_count", "headers", b"headers", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -284,9 +284,13 @@ def test_a_path_template_captures_its_variables() -> None:
 
 
 def test_integral_numbers_from_a_value_come_back_as_ints_and_others_keep_their_type() -> None:
+    errors = SpecErrors()
     got = scalars.from_value(
-        value({"n": 3, "neg": -7, "f": 2.5, "list": [1, 2.0, {"deep": 4}], "s": "3", "b": True, "null": None})
+        value({"n": 3, "neg": -7, "f": 2.5, "list": [1, 2.0, {"deep": 4}], "s": "3", "b": True, "null": None}),
+        "v",
+        errors,
     )
+    assert not errors.violations
     assert json.dumps(got, sort_keys=True) == (
         '{"b": true, "f": 2.5, "list": [1, 2, {"deep": 4}], "n": 3, "neg": -7, "null": null, "s": "3"}'
     )
@@ -295,7 +299,16 @@ def test_integral_numbers_from_a_value_come_back_as_ints_and_others_keep_their_t
 
 
 def test_a_number_too_large_to_be_an_exact_integer_stays_a_float() -> None:
-    assert type(scalars.from_value(value(1e300))) is float
+    assert type(scalars.from_value(value(1e300), "v", SpecErrors())) is float
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_value_that_is_not_finite_is_refused_with_its_field(number: float) -> None:
+    errors = SpecErrors()
+    nested = struct_pb2.Value()
+    nested.struct_value.update({"a": [1, number]})
+    assert scalars.from_value(nested, "stub.responses[0].body_json", errors) is None
+    assert [v.field for v in errors.violations] == ["stub.responses[0].body_json"]
 
 
 def test_json_bodies_and_websocket_json_messages_write_integral_numbers_without_a_fraction() -> None:

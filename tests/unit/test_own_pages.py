@@ -22,6 +22,7 @@ LAZY = (
     "werkzeug",
     "jinja2",
     "jsonpath",
+    "re2",
     "grpc_reflection.v1alpha.reflection",
     "grpc_status.rpc_status",
 )

@@ -96,5 +96,6 @@ def exchange_to_proto(value: Exchange, key: SessionKey) -> exchange_pb2.Exchange
             end=_END[value.end],
             event_count=value.event_count,
             behaviours=value.behaviours,
+            error=value.error,
         ),
     )

@@ -36,16 +36,18 @@ def body_matchers(items: Iterable[stub_pb2.BodyMatcher], where: str, errors: Spe
         elif kind in ("contains", "regex"):
             out.append(m.body_test(kind, getattr(item, kind), at, errors, label=label))
         elif kind in ("json_equals", "json_subset"):
-            out.append(m.body_test(kind, from_value(getattr(item, kind)), at, errors, label=label))
+            value = from_value(getattr(item, kind), f"{at}.{kind}", errors)
+            out.append(m.body_test(kind, value, at, errors, label=label))
         elif kind == "json_path":
             jp = item.json_path
+            node_equals = from_value(jp.equals, f"{at}.json_path.equals", errors) if jp.HasField("equals") else None
             out.append(
                 m.body_test(
                     kind,
                     jp.expression,
                     at,
                     errors,
-                    node_equals=from_value(jp.equals) if jp.HasField("equals") else None,
+                    node_equals=node_equals,
                     has_node_equals=jp.HasField("equals"),
                     node_value=string_matcher(jp.value, f"{at}.json_path.value", errors)
                     if jp.HasField("value")

@@ -43,7 +43,7 @@ _DELIVERY_FIELDS: tuple[Literal["header_delay", "body_delay", "dribble", "fault"
 
 def response(msg: stub_pb2.Response, where: str, errors: SpecErrors) -> ResponseSpec:
     """Validates and compiles one response; every behaviour it programs joins its chain now."""
-    kind, body = oneof(msg, "body")
+    kind, body = oneof(msg, "body", where, errors)
     spec = response_spec(msg.status, [(h.name, h.value) for h in msg.headers], kind, body, where, errors)
     behaviours: list[Behaviour] = []
     wait = timing.fixed_delay(seconds(msg.delay), f"{where}.delay", errors)

@@ -8,6 +8,8 @@ from typing import Any
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
+from simulatord.errors import SpecErrors
+
 
 def seconds(value: duration_pb2.Duration) -> float:
     return value.seconds + value.nanos / 1e9
@@ -45,14 +47,19 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def from_value(value: struct_pb2.Value) -> Any:
-    return _integral(json_format.MessageToDict(value))
+def from_value(value: struct_pb2.Value, where: str, errors: SpecErrors) -> Any:
+    """A google.protobuf.Value as plain JSON; NaN and infinities are refused, as JSON has no spelling for them."""
+    try:
+        return _integral(json_format.MessageToDict(value))
+    except ValueError:
+        errors.add(where, "numbers must be finite: JSON has no NaN or Infinity")
+        return None
 
 
-def oneof(msg: Message, group: str) -> tuple[str | None, Any]:
+def oneof(msg: Message, group: str, where: str, errors: SpecErrors) -> tuple[str | None, Any]:
     """Which field of a oneof is set and its value, a google.protobuf.Value as plain JSON."""
     kind = msg.WhichOneof(group)
     if kind is None:
         return None, None
     value = getattr(msg, kind)
-    return kind, from_value(value) if isinstance(value, struct_pb2.Value) else value
+    return kind, from_value(value, f"{where}.{kind}", errors) if isinstance(value, struct_pb2.Value) else value

@@ -14,7 +14,7 @@ def close_spec(msg: stub_pb2.WebSocketClose, where: str, errors: SpecErrors) -> 
 
 
 def out_message(msg: stub_pb2.WebSocketMessage, where: str, errors: SpecErrors) -> ws.OutMessage:
-    kind, payload = oneof(msg, "payload")
+    kind, payload = oneof(msg, "payload", where, errors)
     return ws.out_message(kind, payload, msg.template, seconds(msg.delay), where, errors)
 
 
