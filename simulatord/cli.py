@@ -90,6 +90,30 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="default journal bound per session [SIMULATORD_JOURNAL_MAX_BYTES]",
     )
     p.add_argument(
+        "--journal-budget-bytes",
+        type=int,
+        default=env_default("journal_budget_bytes", d.journal_budget_bytes),
+        help="what all journals keep together; past it the largest evict first [SIMULATORD_JOURNAL_BUDGET_BYTES]",
+    )
+    p.add_argument(
+        "--max-sessions-per-tenant",
+        type=int,
+        default=env_default("max_sessions_per_tenant", d.max_sessions_per_tenant),
+        help="so that one tenant cannot take every slot of --max-sessions [SIMULATORD_MAX_SESSIONS_PER_TENANT]",
+    )
+    p.add_argument(
+        "--request-read-timeout",
+        type=float,
+        default=env_default("request_read_timeout", d.request_read_timeout),
+        help="seconds to receive a request's body; slower ones get 408 [SIMULATORD_REQUEST_READ_TIMEOUT]",
+    )
+    p.add_argument(
+        "--redact-headers",
+        default=env_default("redact_headers", d.redact_headers),
+        help="request headers whose values every journal records as [redacted], comma-separated, e.g. "
+        "authorization,x-api-key,cookie (sessions may add their own) [SIMULATORD_REDACT_HEADERS]",
+    )
+    p.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
         default=env_default("loop", "asyncio"),
@@ -153,6 +177,10 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=Path(args.tls_key) if args.tls_key else None,
         journal_max_exchanges=args.journal_max_exchanges,
         journal_max_bytes=args.journal_max_bytes,
+        journal_budget_bytes=args.journal_budget_bytes,
+        max_sessions_per_tenant=args.max_sessions_per_tenant,
+        request_read_timeout=args.request_read_timeout,
+        redact_headers=args.redact_headers,
         server=args.server,
     )
     runner = asyncio.run

@@ -24,6 +24,10 @@ class Settings:
     journal_max_exchanges: int = 10_000
     journal_max_bytes: int = 64 * 1024 * 1024
     journal_max_body_bytes: int = 1024 * 1024
+    journal_budget_bytes: int = 512 * 1024 * 1024  # every journal together; the largest evict first past it
+    max_sessions_per_tenant: int = 1000
+    request_read_timeout: float = 30.0  # seconds to receive a request body
+    redact_headers: str = ""  # comma-separated request header names the journal records as [redacted]
     sweep_interval: float = 1.0
     log_level: str = "WARNING"
     server: str = "hypercorn"  # or "uvicorn" (the `fast` extra): HTTP/1.1 and WebSockets only

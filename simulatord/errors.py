@@ -48,6 +48,10 @@ class FailedPrecondition(SimulatorError):
     """The resource is not in a state that allows the operation."""
 
 
+class Unavailable(SimulatorError):
+    """The daemon cannot serve the call now (it is stopping); the client may retry elsewhere or later."""
+
+
 def invalid(field_path: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
     """An InvalidArgument for a single field."""
     return InvalidArgument(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import resource
 import signal
 import socket
 import sys
@@ -64,7 +66,8 @@ async def run(
     shown = _display_host(settings.host)
     scheme = "https" if settings.tls_cert else "http"
     public_url = settings.public_url or f"{scheme}://{shown}:{http_port}"
-    store = MemoryStore(settings.max_sessions)
+    _raise_open_files_limit()
+    store = MemoryStore(settings.max_sessions, settings.max_sessions_per_tenant)
     simulator = Simulator(
         store,
         Addressing(public_url, settings.host_suffix),
@@ -72,6 +75,8 @@ async def run(
         default_limits=JournalLimits(
             settings.journal_max_exchanges, settings.journal_max_bytes, settings.journal_max_body_bytes
         ),
+        journal_budget=settings.journal_budget_bytes,
+        redact_headers=frozenset(n.strip().lower() for n in settings.redact_headers.split(",") if n.strip()),
     )
     templates = load_templates(settings.templates) if settings.templates is not None else {}
 
@@ -89,11 +94,13 @@ async def run(
     await grpc_server.start()
 
     serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)
+    plane = DataPlane(store, simulator.clock)
     app = create_app(
-        DataPlane(store, simulator.clock),
+        plane,
         settings.host_suffix,
         settings.max_body_bytes,
         settings.max_stream_seconds,
+        settings.request_read_timeout,
         on_serving=serving.set,
     )
 
@@ -103,7 +110,8 @@ async def run(
             loop.add_signal_handler(sig, stop.set)
 
     serve_http = _uvicorn if settings.server == "uvicorn" else _hypercorn
-    http_task = asyncio.create_task(serve_http(app, http_sock, settings, stop))
+    http_stop = asyncio.Event()  # set after `stop`, once traffic in progress has been told to finish
+    http_task = asyncio.create_task(serve_http(app, http_sock, settings, http_stop))
     sweeper = asyncio.create_task(_sweep(simulator, settings.sweep_interval))
     await asyncio.wait([asyncio.create_task(serving.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
     if http_task.done():
@@ -114,14 +122,18 @@ async def run(
         on_ready(Bound(f"{scheme}://{shown}:{http_port}", f"{shown}:{grpc_port}"))
 
     await stop.wait()
+    # Drain in order: traffic first (every exchange recorded), then the journals (watchers get the last
+    # exchanges, then their streams end with OK), then the control plane.
     await health_servicer.enter_graceful_shutdown()
-    simulator.close()  # watchers and waiters end cleanly before the server goes
-    sweeper.cancel()
-    await grpc_server.stop(grace=2.0)
+    plane.stop()  # waits and streams end now, WebSockets close with 1001
+    http_stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await http_task
     with contextlib.suppress(OSError):  # hypercorn may have closed the descriptor it was given
         http_sock.close()
+    sweeper.cancel()
+    simulator.close()
+    await grpc_server.stop(grace=2.0)
 
 
 class _LazyReflection(grpc.GenericRpcHandler):
@@ -207,12 +219,45 @@ async def _uvicorn(app: Any, sock: socket.socket, settings: Settings, stop: asyn
         stopper.cancel()
 
 
+# A sweep later than this past its interval means the event loop was blocked (no RPC, no heartbeat served).
+STALL_TOLERANCE = 0.25
+# After journals release this much, glibc is asked to give free memory back to the system: it otherwise keeps
+# the heap a deleted session's bodies grew, and the daemon's RSS never comes down.
+TRIM_AFTER_BYTES = 64 * 1024 * 1024
+
+
+def _return_memory() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (musl, macOS): nothing to ask
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _raise_open_files_limit() -> None:
+    """Up to the hard limit: every client connection is a descriptor, and the soft default (often 1,024) is
+    what a few hundred slow clients exhaust."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 async def _sweep(simulator: Simulator, interval: float) -> None:
+    loop = asyncio.get_running_loop()
+    due = loop.time() + interval
     while True:
-        await asyncio.sleep(interval)
-        removed = simulator.sweep_expired()
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        late = loop.time() - due
+        # The stall may have begun up to one interval before the sweep was due: extend by the most it can be.
+        stalled = late + interval if late > STALL_TOLERANCE else 0.0
+        if stalled:
+            log.warning("the event loop was blocked for %.1f s: session leases extended by as much", stalled)
+        removed = simulator.sweep_expired(stalled)
         if removed:
             log.info("removed %d expired session(s)", removed)
+        if simulator.pool.released_bytes >= TRIM_AFTER_BYTES:
+            simulator.pool.released_bytes = 0
+            _return_memory()
+        due = loop.time() + interval
 
 
 def print_ready(bound: Bound) -> None:

@@ -14,6 +14,7 @@ from simulatord.errors import (
     NotFound,
     ResourceExhausted,
     SimulatorError,
+    Unavailable,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ _CODES: list[tuple[type[SimulatorError], grpc.StatusCode]] = [
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
 ]
 
 

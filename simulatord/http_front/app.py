@@ -25,11 +25,12 @@ def create_app(
     host_suffix: str,
     max_body_bytes: int,
     max_stream_seconds: float = 600.0,
+    read_timeout: float = 30.0,
     on_serving: Callable[[], object] | None = None,
 ) -> SimulatedTraffic:
     """The ASGI app the server runs; `on_serving` is called when the server has started it (lifespan startup)."""
     pages = OwnPages(lambda: build_pages(plane, max_body_bytes), on_serving)
-    return SimulatedTraffic(pages, plane, host_suffix, max_body_bytes, max_stream_seconds)
+    return SimulatedTraffic(pages, plane, host_suffix, max_body_bytes, max_stream_seconds, read_timeout)
 
 
 def build_pages(plane: DataPlane, max_body_bytes: int) -> Quart:

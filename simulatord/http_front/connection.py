@@ -18,7 +18,7 @@ import struct
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from simulatord.responding.wire import NoRawConnection
+from simulatord.responding.wire import NoRawConnection, Shutdown
 
 _FLUSH_TIMEOUT = 2.0
 _LINGER_SECONDS = 1.0
@@ -104,7 +104,7 @@ class RawConnection:
 class AsgiWire:
     """The Wire a reply is delivered over: ASGI send and receive themselves, and the raw connection on demand."""
 
-    __slots__ = ("http_version", "max_seconds", "receive", "send")
+    __slots__ = ("http_version", "max_seconds", "receive", "send", "shutdown")
 
     def __init__(
         self,
@@ -112,11 +112,13 @@ class AsgiWire:
         receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
         send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
         max_seconds: float,
+        shutdown: Shutdown | None = None,
     ) -> None:
         self.http_version = str(scope.get("http_version", "1.1"))
         self.max_seconds = max_seconds
         self.receive = receive
         self.send = send
+        self.shutdown = shutdown
 
     def connection(self) -> RawConnection:
         return RawConnection.of(self.send)

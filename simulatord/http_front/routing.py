@@ -38,7 +38,16 @@ def _path_key(tenant: str, session: str) -> SessionKey | None:
     return SessionKey(tenant, session) if valid_id(tenant) and valid_id(session) else None
 
 
-def route(path: str, headers: list[tuple[bytes, bytes]], host_suffix: str) -> Route | None:
+def _escaped_prefix(raw_path: bytes, parts: list[str]) -> bool:
+    """Whether the base-URL part of the path was percent-escaped on the wire (`/tenants/a%2Fb/...`): the
+    decoded path then splits elsewhere than what the client wrote, so it addresses no session."""
+    raw = raw_path.decode("latin-1").split("/", 5)
+    return len(raw) < 5 or raw[1] != "tenants" or raw[2] != parts[2] or raw[3] != "sessions" or raw[4] != parts[4]
+
+
+def route(
+    path: str, headers: list[tuple[bytes, bytes]], host_suffix: str, raw_path: bytes | None = None
+) -> Route | None:
     """Reads the addressing of one request; None when it addresses no session at all."""
     host = b""
     for name, value in headers:
@@ -49,8 +58,9 @@ def route(path: str, headers: list[tuple[bytes, bytes]], host_suffix: str) -> Ro
         elif name == b"host":
             host = value
     if host and host_suffix:
-        hostname = host.decode("latin-1").rsplit(":", 1)[0] if not host.startswith(b"[") else ""
-        suffix = "." + host_suffix
+        # Host names are case-insensitive and may end in the root's dot (RFC 9110 4.2.3, RFC 1034 3.1).
+        hostname = host.decode("latin-1").rsplit(":", 1)[0].lower().removesuffix(".") if host[:1] != b"[" else ""
+        suffix = "." + host_suffix.lower()
         if hostname.endswith(suffix):
             labels = hostname[: -len(suffix)].split(".")
             if len(labels) == 2 and valid_id(labels[0]) and valid_id(labels[1]):
@@ -58,6 +68,8 @@ def route(path: str, headers: list[tuple[bytes, bytes]], host_suffix: str) -> Ro
     if path.startswith(PREFIX):
         parts = path.split("/", 5)  # "", "tenants", t, "sessions", s, rest
         if len(parts) >= 5 and parts[3] == "sessions" and (key := _path_key(parts[2], parts[4])) is not None:
+            if raw_path is not None and b"%" in raw_path and _escaped_prefix(raw_path, parts):
+                return None
             rest = "/" + parts[5] if len(parts) == 6 else "/"
             return Route(key, rest, Routing.PATH_PREFIX)
     return None

@@ -38,9 +38,9 @@ class PacedBody:
         out = context.out()
         await out.start(reply, len(reply.body))
         if self.body_delay is not None and not await out.sleep(self.body_delay.sample()):
-            return End.CLIENT_DISCONNECTED
+            return await out.interrupted(reply)
         if not await out.send_body(reply.body, self.dribble):
-            return End.CLIENT_DISCONNECTED
+            return await out.interrupted(reply)
         await out.end()
         return End.COMPLETE
 

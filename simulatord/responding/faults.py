@@ -115,7 +115,7 @@ async def perform(fault: Fault, reply: Reply, out: Out, body_delay: float, dribb
     kind = fault.kind
     if kind is FaultKind.HANG:
         limit = min(fault.hang_for or out.max_seconds, out.max_seconds)
-        if not await out.sleep(limit):
+        if not await out.sleep(limit) and out.gone:
             return End.CLIENT_DISCONNECTED
         out.connection().close()  # the server gives up: the client sees the connection close unanswered
         return End.ABORTED
@@ -136,7 +136,7 @@ async def perform(fault: Fault, reply: Reply, out: Out, body_delay: float, dribb
     # Without a Content-Length, HTTP/1.1 frames the body in chunks: the malformed one follows valid ones.
     await out.start(reply, None if kind is FaultKind.MALFORMED_CHUNK else len(body))
     if not await out.sleep(body_delay) or not await out.send_body(body[:cut], dribble):
-        return End.CLIENT_DISCONNECTED
+        return await out.interrupted(reply)
     await conn.flush()
     if kind is FaultKind.RESET:
         await conn.reset()

@@ -23,9 +23,14 @@ FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
 MAX_SHOWN = 60
 
 
+def header_name(name: str) -> bool:
+    """Whether `name` is an HTTP field name (RFC 9110 5.1: a token)."""
+    return _TOKEN.fullmatch(name) is not None
+
+
 def header_problem(name: str, value: str) -> str | None:
     """Why a response header cannot be sent as it is, or None when it can."""
-    if not _TOKEN.fullmatch(name):
+    if not header_name(name):
         return f"name {name[:MAX_SHOWN]!r} is not an HTTP field name (RFC 9110 token characters only)"
     if not _FIELD_VALUE.fullmatch(value):
         return (

@@ -147,9 +147,10 @@ _OK, _GONE, _DEADLINE = "ok", "gone", "deadline"
 class _Run:
     """One stream being sent: waits that send keep-alives and end at the daemon's bound."""
 
-    def __init__(self, spec: StreamSpec, out: Out) -> None:
+    def __init__(self, spec: StreamSpec, out: Out, reply: Reply) -> None:
         self.spec = spec
         self.out = out
+        self.reply = reply
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + out.max_seconds
 
@@ -163,7 +164,7 @@ class _Run:
                 return _GONE
             if keep_alive and end - self.loop.time() > 1e-3:  # woke early to keep the connection warm
                 await self.out.body(KEEP_ALIVE)
-        if self.out.gone:
+        if self.out.gone or self.out.stopping:
             return _GONE
         return _DEADLINE if target > self.deadline else _OK
 
@@ -174,7 +175,7 @@ class _Run:
                 wait = piece.delay + (spec.gap.sample() if spec.gap is not None else 0.0)
                 outcome = await self.pause(wait)
                 if outcome == _GONE:
-                    return End.CLIENT_DISCONNECTED
+                    return await out.interrupted(self.reply)
                 if outcome == _DEADLINE:
                     await out.end()
                     return End.COMPLETE
@@ -185,7 +186,7 @@ class _Run:
             if spec.after_last is AfterLast.REPEAT:
                 continue
             if spec.after_last is AfterLast.HOLD_OPEN and await self.pause(math.inf) == _GONE:
-                return End.CLIENT_DISCONNECTED
+                return await out.interrupted(self.reply)
             await out.end()
             return End.COMPLETE
 
@@ -202,9 +203,9 @@ class _Run:
         return End.ABORTED
 
 
-async def run(spec: StreamSpec, out: Out) -> End:
+async def run(spec: StreamSpec, out: Out, reply: Reply) -> End:
     """Sends the stream's pieces (the headers are already sent); returns how it ended."""
-    return await _Run(spec, out).run()
+    return await _Run(spec, out, reply).run()
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ class StreamDelivery:
         try:
             await out.start(reply, None)
             if self.body_delay is not None and not await out.sleep(self.body_delay.sample()):
-                return End.CLIENT_DISCONNECTED
-            return await run(self.stream, out)
+                return await out.interrupted(reply)
+            return await run(self.stream, out, reply)
         except NoRawConnection as exc:
             return await unsupported(out, reply, exc)

@@ -133,8 +133,8 @@ class Wait:
         seconds = self.delay.sample()
         if context.wire is None:
             await asyncio.sleep(seconds)
-        elif not await context.out().sleep(seconds):
-            return End.CLIENT_DISCONNECTED
+        elif not await (out := context.out()).sleep(seconds):
+            return await out.interrupted(reply)
         return await proceed(reply)
 
 

@@ -47,11 +47,32 @@ class Connection(Protocol):
         """Aborts the connection with a TCP reset (RST); returns once the socket is gone."""
 
 
+class Shutdown:
+    """Tells the deliveries in progress that the daemon is stopping, so that their waits and streams end now
+    (answered 503 if nothing was sent yet) instead of being cut off by the server unrecorded."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._waiting: set[Out] = set()
+
+    def begin(self) -> None:
+        self.stopping = True
+        for out in list(self._waiting):
+            out._wake.set()
+
+    def watch(self, out: Out) -> None:
+        self._waiting.add(out)
+
+    def forget(self, out: Out) -> None:
+        self._waiting.discard(out)
+
+
 class Wire(Protocol):
     """The edge's side of one request: ASGI send and receive, the raw connection, the daemon's stream bound."""
 
     http_version: str
     max_seconds: float  # no stream or hang lasts longer than this
+    shutdown: Shutdown | None
     send: Callable[[MutableMapping[str, Any]], Awaitable[None]]
     receive: Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -79,7 +100,11 @@ class Out:
         self.started = False
         self.bytes = 0
         self.events = 0
-        self._gone = asyncio.Event()
+        self.gone = False
+        self._wake = asyncio.Event()  # set when the client leaves or the daemon stops
+        self._shutdown = wire.shutdown
+        if self._shutdown is not None:
+            self._shutdown.watch(self)
         # The request body has been read to its end, so the next ASGI message can only be
         # http.disconnect: a task waits for it while we sleep and send.
         self._watcher = asyncio.ensure_future(self._watch())
@@ -88,19 +113,35 @@ class Out:
         while True:
             message = await self.wire.receive()
             if message.get("type") == "http.disconnect":
-                self._gone.set()
+                self.gone = True
+                self._wake.set()
                 return
 
     @property
-    def gone(self) -> bool:
-        return self._gone.is_set()
+    def stopping(self) -> bool:
+        return self._shutdown is not None and self._shutdown.stopping
 
     async def sleep(self, seconds: float) -> bool:
-        """Waits; False as soon as the client disconnects."""
-        if seconds > 0 and not self._gone.is_set():
+        """Waits; False as soon as the client disconnects or the daemon stops (see `interrupted`)."""
+        if seconds > 0 and not self._wake.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._gone.wait(), seconds)
-        return not self._gone.is_set()
+                await asyncio.wait_for(self._wake.wait(), seconds)
+        return not self._wake.is_set()
+
+    async def interrupted(self, reply: Reply) -> End:
+        """How a delivery ends when a wait was cut short: the client left, or the daemon is stopping, which is
+        answered with a 503 when nothing was sent yet and otherwise by closing the connection."""
+        if self.gone:
+            return End.CLIENT_DISCONNECTED
+        reply.error = "the daemon stopped before this response was complete"
+        if not self.started:
+            body = json.dumps({"error": reply.error, "reason": "DAEMON_STOPPING"}).encode()
+            headers = [("content-type", "application/json"), ("retry-after", "1"), ("connection", "close")]
+            reply.status, reply.headers, reply.body = 503, headers, body
+            return await self.whole(reply)
+        with contextlib.suppress(NoRawConnection):
+            self.connection().close()
+        return End.ABORTED
 
     async def start(self, reply: Reply, content_length: int | None) -> None:
         """Sends the status line and headers; without a Content-Length HTTP/1.1 uses chunked coding."""
@@ -119,13 +160,13 @@ class Out:
         """Sends body bytes, slowly when dribbled; False when the client left on the way."""
         if dribble is None:
             await self.body(data)
-            return not self.gone
+            return not self._wake.is_set()
         pause, parts = dribble.pieces(data)
         for part in parts:
             if not await self.sleep(pause):
                 return False
             await self.body(part)
-        return not self.gone
+        return not self._wake.is_set()
 
     async def end(self) -> None:
         await self.wire.send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -133,7 +174,8 @@ class Out:
     async def whole(self, reply: Reply) -> End:
         """Sends a complete reply (after a wait that needed the watcher, say)."""
         await self.start(reply, len(reply.body))
-        if not await self.send_body(reply.body, None):
+        await self.body(reply.body)
+        if self.gone:
             return End.CLIENT_DISCONNECTED
         await self.end()
         return End.COMPLETE
@@ -144,6 +186,8 @@ class Out:
     def close(self, reply: Reply) -> None:
         """Stops the watcher and leaves in `reply` the journal's view of it: what was actually sent."""
         self._watcher.cancel()
+        if self._shutdown is not None:
+            self._shutdown.forget(self)
         reply.sent_bytes = self.bytes
         reply.events_sent = self.events
         if not self.started:  # no status line left: the journal records status 0 and no headers

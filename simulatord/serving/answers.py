@@ -35,7 +35,28 @@ def no_such_session(key: SessionKey) -> Reply:
     return json_reply(404, {"error": f"session {key.name} not found", "reason": "SESSION_NOT_FOUND"})
 
 
+# Closing the connection after these answers, since what follows the request on it cannot be trusted.
+_CLOSE = (("connection", "close"),)
+
+
 def body_too_large(limit: int) -> Reply:
-    return json_reply(
-        413, {"error": f"request body exceeds the daemon's limit of {limit} bytes", "reason": "BODY_TOO_LARGE"}
+    message = f"request body exceeds the daemon's limit of {limit} bytes"
+    reply = json_reply(413, {"error": message, "reason": "BODY_TOO_LARGE"}, _CLOSE)
+    reply.error = message
+    return reply
+
+
+def body_too_slow(timeout: float) -> Reply:
+    message = f"the request body did not arrive within {timeout:g} seconds"
+    reply = json_reply(408, {"error": message, "reason": "BODY_TOO_SLOW"}, _CLOSE)
+    reply.error = message
+    return reply
+
+
+def ambiguous_framing() -> Reply:
+    message = (
+        "a request with both Content-Length and Transfer-Encoding is refused and its connection closed (RFC 9112 6.3)"
     )
+    reply = json_reply(400, {"error": message, "reason": "AMBIGUOUS_FRAMING"}, _CLOSE)
+    reply.error = message
+    return reply

@@ -12,7 +12,8 @@ from simulatord.matching.request import HttpRequest
 from simulatord.names import SessionKey
 from simulatord.responding import behaviour
 from simulatord.responding.reply import Reply, error_reply
-from simulatord.responding.wire import End, Wire, send_plain
+from simulatord.responding.websocket import GOING_AWAY
+from simulatord.responding.wire import End, Shutdown, Wire, send_plain
 from simulatord.serving import answers, chain, websocket
 from simulatord.serving.recording import record
 from simulatord.serving.websocket import Socket
@@ -38,6 +39,14 @@ class DataPlane:
         self.store = store
         self.clock = clock
         self.find: Callable[[SessionKey], Session | None] = store.find  # the hot path's first call, unwrapped
+        self.shutdown = Shutdown()
+
+    def stop(self) -> None:
+        """The daemon is stopping: waits and streams in progress end now, and every WebSocket is closed, so
+        that the server's drain finds them done and every exchange is recorded."""
+        self.shutdown.begin()
+        for session in self.store.in_tenant("-"):
+            session.connections.close_all(GOING_AWAY, "the daemon is stopping")
 
     async def http(self, session: Session, request: HttpRequest, wire: Wire) -> Exchange:
         """One HTTP request: select a stub, render its reply, run its behaviours, deliver, record. Whatever
@@ -73,11 +82,13 @@ class DataPlane:
                 reply.status = 0
             return record(session, request, reply, self.clock(), stub_name=stub_name, end=end)
 
-    async def answer(self, session: Session, request: HttpRequest, reply: Reply, wire: Wire) -> Exchange:
-        """Sends a reply the front end decided on without selecting a stub (a body over the limit), and records
-        it like any other."""
+    async def answer(
+        self, session: Session, request: HttpRequest, reply: Reply, wire: Wire, body_size: int | None = None
+    ) -> Exchange:
+        """Sends a reply the front end decided on without selecting a stub (a body over the limit, one too slow,
+        ambiguous framing), and records it like any other; `body_size` is what arrived of a body not kept."""
         end = await send_plain(reply, wire)
-        return record(session, request, reply, self.clock(), end=end)
+        return record(session, request, reply, self.clock(), end=end, body_size=body_size)
 
     async def websocket(self, session: Session, request: HttpRequest, socket: Socket) -> None:
         """One WebSocket upgrade and, once accepted, its conversation."""

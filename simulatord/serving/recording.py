@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from simulatord.matching.matchers import Mismatch
 from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.reply import Reply
@@ -24,18 +25,22 @@ def record(
     end: End = End.COMPLETE,
     behaviours: Sequence[str] = (),
     kind: ExchangeKind = ExchangeKind.HTTP,
+    body_size: int | None = None,
 ) -> Exchange:
-    """Appends the exchange of one request and the reply it got, as sent; the body is kept up to the limit."""
-    size = len(request.body)
+    """Appends the exchange of one request and the reply it got, as sent; the body is kept up to the limit.
+    `body_size` is the size of a body that was not kept at all (over the daemon's limit, say)."""
+    size = len(request.body) if body_size is None else body_size
+    if session.redact_headers:
+        request, near_misses = _redacted(request, near_misses, session.redact_headers)
     limit = session.limits.max_body_bytes
-    if size > limit:
+    if len(request.body) > limit:
         request = dataclasses.replace(request, body=request.body[:limit])
     return session.journal.append(
         Exchange(
             sequence=0,
             request=request,
             body_size=size,
-            body_truncated=size > limit,
+            body_truncated=size > len(request.body),
             stub_name=stub_name,
             near_misses=near_misses,
             status=reply.status,
@@ -49,6 +54,32 @@ def record(
             kind=kind,
         )
     )
+
+
+REDACTED = "[redacted]"
+
+
+def _redacted(
+    request: HttpRequest, near_misses: tuple[NearMiss, ...], names: frozenset[str]
+) -> tuple[HttpRequest, tuple[NearMiss, ...]]:
+    """The request and near misses as the journal keeps them: the values of `names` replaced, wherever a
+    near miss would have quoted them too."""
+    headers = tuple((n, REDACTED if n in names else v) for n, v in request.headers)
+    # A mismatch names its field `headers.{name}`, prefixed by where it sits in all_of/any_of/none_of.
+    quoted = tuple(f"headers.{name}" for name in names)
+    misses = tuple(
+        NearMiss(
+            miss.stub_name,
+            miss.description,
+            tuple(Mismatch(m.field, m.expected, REDACTED) if _whole(m.field, quoted) else m for m in miss.mismatches),
+        )
+        for miss in near_misses
+    )
+    return dataclasses.replace(request, headers=headers), misses
+
+
+def _whole(field: str, quoted: tuple[str, ...]) -> bool:
+    return any(field == q or field.endswith("." + q) for q in quoted)
 
 
 def frame_request(upgrade: HttpRequest) -> HttpRequest:

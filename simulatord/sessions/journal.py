@@ -98,19 +98,68 @@ def estimate_size(exchange: Exchange) -> int:
     return _RECORD_OVERHEAD + len(req.path) + len(req.query_string) + len(req.body) + headers + misses + payload
 
 
+class Closed(StrEnum):
+    """Why a journal takes no more exchanges."""
+
+    OPEN = ""
+    DELETED = "deleted"  # its session was deleted or expired
+    STOPPING = "stopping"  # the daemon is shutting down
+
+
+class JournalPool:
+    """The daemon-wide bound on what every journal keeps together. Past it, the journals holding the most give
+    up their oldest exchanges (counted in their `evicted_count`, as for their own limits) until the pool is
+    back under 90% of its bound, so a burst does not evict one exchange per request."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.retained_bytes = 0
+        self.evicted_count = 0  # evictions the pool made (the journals' own limits are not counted here)
+        self.released_bytes = 0  # freed since the daemon last asked the allocator to return memory
+        self._journals: set[Journal] = set()
+
+    def join(self, journal: Journal) -> None:
+        self._journals.add(journal)
+
+    def leave(self, journal: Journal) -> None:
+        if journal in self._journals:
+            self._journals.discard(journal)
+            self.retained_bytes -= journal.retained_bytes
+            self.released_bytes += journal.retained_bytes
+
+    def grew(self, size: int) -> None:
+        self.retained_bytes += size
+        if self.retained_bytes > self.max_bytes:
+            self._evict(int(self.max_bytes * 0.9))
+
+    def shrank(self, size: int) -> None:
+        self.retained_bytes -= size
+        self.released_bytes += size
+
+    def _evict(self, target: int) -> None:
+        while self.retained_bytes > target:
+            largest = max(self._journals, key=lambda j: j.retained_bytes, default=None)
+            if largest is None or not largest.evict_oldest():
+                return
+            self.evicted_count += 1
+
+
 class Journal:
     """Keeps the newest exchanges within the limits; evictions are counted, never silent."""
 
-    def __init__(self, limits: JournalLimits) -> None:
+    def __init__(self, limits: JournalLimits, pool: JournalPool | None = None) -> None:
         self.limits = limits
         self._entries: deque[Exchange] = deque()
         self.next_sequence = 1
         self.total_count = 0
         self.evicted_count = 0
         self.retained_bytes = 0
-        self.closed = False
+        self.closed = Closed.OPEN
         self.generation = 0  # bumped by clear(), so readers notice a reset even if new entries follow at once
         self._changed: asyncio.Event | None = None
+        self._pool = pool
+        if pool is not None:
+            pool.join(self)
 
     def append(self, exchange: Exchange) -> Exchange:
         exchange.sequence = self.next_sequence
@@ -121,11 +170,22 @@ class Journal:
         self.retained_bytes += exchange.size
         limits = self.limits
         while self._entries and (len(self._entries) > limits.max_exchanges or self.retained_bytes > limits.max_bytes):
-            old = self._entries.popleft()
-            self.retained_bytes -= old.size
-            self.evicted_count += 1
+            self.evict_oldest()
+        if self._pool is not None:
+            self._pool.grew(exchange.size)
         self._wake()
         return exchange
+
+    def evict_oldest(self) -> bool:
+        """Drops the oldest exchange, counted; False when there is none."""
+        if not self._entries:
+            return False
+        old = self._entries.popleft()
+        self.retained_bytes -= old.size
+        self.evicted_count += 1
+        if self._pool is not None:
+            self._pool.shrank(old.size)
+        return True
 
     def _wake(self) -> None:
         # Only allocate a new Event when someone waits: the hot path stays allocation-free.
@@ -147,6 +207,8 @@ class Journal:
             await asyncio.wait_for(event.wait(), timeout)
 
     def clear(self) -> None:
+        if self._pool is not None:
+            self._pool.shrank(self.retained_bytes)
         self._entries.clear()
         self.next_sequence = 1
         self.total_count = 0
@@ -155,8 +217,12 @@ class Journal:
         self.generation += 1
         self._wake()
 
-    def close(self) -> None:
-        self.closed = True
+    def close(self, why: Closed = Closed.DELETED) -> None:
+        """Takes no more exchanges; waiters and watchers see everything kept so far, then the end."""
+        if not self.closed:
+            self.closed = why
+        if self._pool is not None:
+            self._pool.leave(self)
         self._wake()
 
     def __iter__(self) -> Iterator[Exchange]:

@@ -8,16 +8,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from simulatord.errors import FailedPrecondition, NotFound, invalid
+from simulatord.errors import FailedPrecondition, NotFound, Unavailable, invalid
 from simulatord.names import SessionKey
 from simulatord.sessions.connections import Push
-from simulatord.sessions.journal import Exchange, ExchangeFilter, JournalLimits
+from simulatord.sessions.journal import Closed, Exchange, ExchangeFilter, JournalLimits, JournalPool
 from simulatord.sessions.session import Session
 from simulatord.sessions.settings import SessionSettings
 from simulatord.sessions.store import SessionStore
 from simulatord.sessions.stubs import Stub
 from simulatord.sessions.verify import VerifyReport, verify
 
+DEFAULT_JOURNAL_BUDGET = 512 * 1024 * 1024
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_WAIT_SECONDS = 600.0
@@ -91,12 +92,16 @@ class Simulator:
         default_ttl: float = 3600.0,
         default_limits: JournalLimits | None = None,
         clock: Callable[[], float] = time.time,
+        journal_budget: int = DEFAULT_JOURNAL_BUDGET,
+        redact_headers: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
         self.addressing = addressing
         self.default_ttl = default_ttl
         self.default_limits = default_limits or JournalLimits()
         self.clock = clock
+        self.pool = JournalPool(journal_budget)  # what every session's journal keeps, together
+        self.redact_headers = redact_headers  # the daemon's own list, added to every session's
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -108,6 +113,8 @@ class Simulator:
             labels=dict(settings.labels),
             unmatched_status=settings.unmatched_status or 404,
             create_time=self.clock(),
+            pool=self.pool,
+            redact_headers=settings.redact_headers | self.redact_headers,
         )
         session.add_stubs(stubs)
         self.store.add(session)
@@ -151,16 +158,22 @@ class Simulator:
     def verify(self, key: SessionKey) -> VerifyReport:
         return verify(self.store.get(key))
 
-    def sweep_expired(self) -> int:
+    def sweep_expired(self, stalled: float = 0.0) -> int:
+        """Removes expired sessions. `stalled` is how long the daemon could not serve anyone (its event loop was
+        blocked): no client could refresh its sessions meanwhile, so every lease is first extended by as much,
+        and a stall never deletes a live client's sessions."""
+        if stalled > 0:
+            for session in self.store.in_tenant("-"):
+                session.expire_time += stalled
         expired = self.store.expired(self.clock())
         for session in expired:
             self.store.remove(session.key)
         return len(expired)
 
     def close(self) -> None:
-        """Ends every watcher and waiter, for a graceful stop."""
+        """Ends every watcher (once it has everything recorded) and every waiter, for a graceful stop."""
         for session in self.store.in_tenant("-"):
-            session.close()
+            session.close(Closed.STOPPING)
 
     # --- stubs -----------------------------------------------------------------------------------
 
@@ -242,6 +255,8 @@ class Simulator:
                     matching.append(exchange)
             if len(matching) >= count:
                 return WaitResult(True, matching[:MAX_WAIT_RESULTS], [])
+            if journal.closed is Closed.STOPPING:
+                raise Unavailable("the daemon is stopping", "DAEMON_STOPPING", {"session": key.name})
             if journal.closed:
                 raise NotFound(
                     f"session {key.name} was deleted while waiting",

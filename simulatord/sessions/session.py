@@ -15,7 +15,7 @@ from simulatord.names import SessionKey
 from simulatord.responding.ratelimit import Buckets, RateDecision
 from simulatord.responding.reply import ResponseSpec
 from simulatord.sessions.connections import Connections
-from simulatord.sessions.journal import Journal, JournalLimits
+from simulatord.sessions.journal import Closed, Journal, JournalLimits, JournalPool
 from simulatord.sessions.stubs import Stub
 
 MAX_NEAR_MISSES = 3
@@ -62,12 +62,14 @@ class Session:
     # key. ("", path) holds the any-method list. A request whose key is in neither tries `_unkeyed` alone.
     _by_key: dict[tuple[str, str], tuple[Stub, ...]] = field(default_factory=dict, init=False)
     _unkeyed: tuple[Stub, ...] = field(default=(), init=False)
+    pool: JournalPool | None = field(default=None, repr=False)  # the daemon-wide journal budget
+    redact_headers: frozenset[str] = frozenset()  # request headers the journal records as [redacted]
     buckets: Buckets = field(default_factory=Buckets, init=False)  # rate-limit token buckets
     connections: Connections = field(default_factory=Connections, init=False)  # open WebSockets
     _next_order: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        self.journal = Journal(self.limits)
+        self.journal = Journal(self.limits, self.pool)
         if not self.expire_time:
             self.expire_time = self.create_time + self.ttl
 
@@ -214,6 +216,6 @@ class Session:
             self.scenarios.clear()
             self.buckets.clear()
 
-    def close(self) -> None:
-        self.journal.close()
+    def close(self, why: Closed = Closed.DELETED) -> None:
+        self.journal.close(why)
         self.connections.close_all()

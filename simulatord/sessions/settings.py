@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from simulatord.errors import SpecErrors
+from simulatord.responding.reply import header_name
 from simulatord.sessions.journal import JournalLimits
 
 MAX_TTL_SECONDS = 7 * 24 * 3600
@@ -25,6 +26,7 @@ class SessionSettings:
     max_bytes: int = 0
     max_body_bytes: int = 0
     unmatched_status: int = 0
+    redact_headers: frozenset[str] = frozenset()  # lower-case names
 
     def limits(self, defaults: JournalLimits) -> JournalLimits:
         return JournalLimits(
@@ -62,8 +64,12 @@ def session_settings(
     unmatched_status: int,
     where: str,
     errors: SpecErrors,
+    redact_headers: Sequence[str] = (),
 ) -> SessionSettings:
     """Validates settings; `where` is the Session message's path."""
+    for i, name in enumerate(redact_headers):
+        if not header_name(name):
+            errors.add(f"{where}.redact_headers[{i}]", f"{name[:60]!r} is not an HTTP field name")
     check_labels(labels, f"{where}.labels", errors)
     for name, value in (("max_exchanges", max_exchanges), ("max_bytes", max_bytes), ("max_body_bytes", max_body_bytes)):
         if value < 0:
@@ -77,4 +83,5 @@ def session_settings(
         max_bytes=max(max_bytes, 0),
         max_body_bytes=max(max_body_bytes, 0),
         unmatched_status=unmatched_status,
+        redact_headers=frozenset(name.lower() for name in redact_headers),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Protocol
 
 from simulatord.errors import AlreadyExists, NotFound, ResourceExhausted
@@ -10,7 +11,8 @@ from simulatord.sessions.session import Session
 
 
 class SessionStore(Protocol):
-    """Everything the daemon needs from session storage; a shared multi-process store implements the same."""
+    """Everything the daemon needs from session storage; a shared multi-process store implements the same.
+    `add` enforces the daemon's bounds (sessions in all, and per tenant) atomically with storing."""
 
     def add(self, session: Session) -> None: ...
 
@@ -30,9 +32,11 @@ class SessionStore(Protocol):
 class MemoryStore:
     """Sessions in a dict of this process; lookups on the hot path are one dict access."""
 
-    def __init__(self, max_sessions: int = 10_000) -> None:
+    def __init__(self, max_sessions: int = 10_000, max_per_tenant: int = 1000) -> None:
         self.max_sessions = max_sessions
+        self.max_per_tenant = max_per_tenant
         self._sessions: dict[SessionKey, Session] = {}
+        self._per_tenant: Counter[str] = Counter()
 
     def add(self, session: Session) -> None:
         if session.key in self._sessions:
@@ -47,7 +51,15 @@ class MemoryStore:
                 "TOO_MANY_SESSIONS",
                 {"max_sessions": str(self.max_sessions)},
             )
+        tenant = session.key.tenant
+        if self._per_tenant[tenant] >= self.max_per_tenant:
+            raise ResourceExhausted(
+                f"tenant {tenant} holds its quota of {self.max_per_tenant} sessions; delete some first",
+                "TENANT_QUOTA_EXCEEDED",
+                {"tenant": tenant, "max_sessions_per_tenant": str(self.max_per_tenant)},
+            )
         self._sessions[session.key] = session
+        self._per_tenant[tenant] += 1
 
     def get(self, key: SessionKey) -> Session:
         session = self._sessions.get(key)
@@ -67,6 +79,9 @@ class MemoryStore:
     def remove(self, key: SessionKey) -> Session | None:
         session = self._sessions.pop(key, None)
         if session is not None:
+            self._per_tenant[key.tenant] -= 1
+            if not self._per_tenant[key.tenant]:
+                del self._per_tenant[key.tenant]
             session.close()
         return session
 

@@ -82,6 +82,7 @@ class Session(_message.Message):
     STUB_COUNT_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     SCENARIOS_FIELD_NUMBER: _builtins.int
+    REDACT_HEADERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}`. Output only."""
     base_url: _builtins.str
@@ -134,6 +135,13 @@ class Session(_message.Message):
         initial (empty) state. Settable with SetSessionState.scenario.
         """
 
+    @_builtins.property
+    def redact_headers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Request headers whose values this session's journal records as `[redacted]` (names are
+        case-insensitive), on top of the daemon's own list (`serve --redact-headers`); matching still sees
+        the real values. For daemons whose journals others may read: `authorization`, `x-api-key`, `cookie`.
+        """
+
     def __init__(
         self,
         *,
@@ -151,10 +159,11 @@ class Session(_message.Message):
         stub_count: _builtins.int = ...,
         state: _builtins.str = ...,
         scenarios: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        redact_headers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "expire_time", b"expire_time", "host", b"host", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "labels", b"labels", "name", b"name", "routing_header", b"routing_header", "scenarios", b"scenarios", "state", b"state", "stub_count", b"stub_count", "ttl", b"ttl", "unmatched_status", b"unmatched_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "expire_time", b"expire_time", "host", b"host", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "labels", b"labels", "name", b"name", "redact_headers", b"redact_headers", "routing_header", b"routing_header", "scenarios", b"scenarios", "state", b"state", "stub_count", b"stub_count", "ttl", b"ttl", "unmatched_status", b"unmatched_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

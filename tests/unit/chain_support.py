@@ -12,7 +12,7 @@ from simulatord.responding import behaviour
 from simulatord.responding.behaviour import Context
 from simulatord.responding.ratelimit import RateDecision
 from simulatord.responding.reply import Reply, ResponseSpec
-from simulatord.responding.wire import End, NoRawConnection, send_plain
+from simulatord.responding.wire import End, NoRawConnection, Shutdown, send_plain
 
 
 @dataclass
@@ -45,6 +45,7 @@ class MemoryWire:
     sent: list[MutableMapping[str, Any]] = field(default_factory=list)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     raw: MemoryConnection | None = None
+    shutdown: Shutdown | None = None
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
         self.sent.append(message)

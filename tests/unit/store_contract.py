@@ -46,8 +46,9 @@ class SessionStoreContract:
     keep, never by identity, so a store that hands out copies passes as well as one that does not.
     """
 
-    def make_store(self, max_sessions: int) -> SessionStore:
-        """A new, empty store that holds at most `max_sessions` sessions."""
+    def make_store(self, max_sessions: int, max_per_tenant: int | None = None) -> SessionStore:
+        """A new, empty store that holds at most `max_sessions` sessions, and `max_per_tenant` of any one tenant
+        (None: no bound per tenant but max_sessions)."""
         raise NotImplementedError
 
     # --- add, get, find ------------------------------------------------------------------------------
@@ -91,6 +92,20 @@ class SessionStoreContract:
         store.add(session("b", "s"))
         with pytest.raises(ResourceExhausted):
             store.add(session("c", "s"))
+
+    def test_one_tenant_cannot_take_more_than_its_quota(self) -> None:
+        """Past max_per_tenant sessions of one tenant, add() raises ResourceExhausted (TENANT_QUOTA_EXCEEDED),
+        while other tenants still get theirs; removing one frees its place."""
+        store = self.make_store(10, max_per_tenant=2)
+        store.add(session("greedy", "a"))
+        store.add(session("greedy", "b"))
+        with pytest.raises(ResourceExhausted) as raised:
+            store.add(session("greedy", "c"))
+        assert raised.value.reason == "TENANT_QUOTA_EXCEEDED"
+        store.add(session("other", "a"))
+        store.remove(SessionKey("greedy", "a"))
+        store.add(session("greedy", "c"))
+        assert len(store) == 3
 
     def test_removing_a_session_frees_its_place_under_max_sessions(self) -> None:
         """A removed session no longer counts towards max_sessions."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from simulatord.matching.request import HttpRequest
-from simulatord.sessions.journal import Exchange, ExchangeFilter, Journal, JournalLimits, MatchState
+from simulatord.sessions.journal import Exchange, ExchangeFilter, Journal, JournalLimits, JournalPool, MatchState
 
 
 def exchange(path: str = "/", body: bytes = b"", stub: str = "") -> Exchange:
@@ -68,7 +68,7 @@ def test_waiters_wake_on_append_and_close() -> None:
             await journal.wait_for_change()
             seen.append(f"woke with {len(journal)}")
             await journal.wait_for_change()
-            seen.append(f"closed={journal.closed}")
+            seen.append(f"closed={journal.closed.value}")
 
         task = asyncio.create_task(waiter())
         await asyncio.sleep(0)
@@ -78,7 +78,7 @@ def test_waiters_wake_on_append_and_close() -> None:
         await asyncio.wait_for(task, 1)
         return seen
 
-    assert asyncio.run(scenario()) == ["woke with 1", "closed=True"]
+    assert asyncio.run(scenario()) == ["woke with 1", "closed=deleted"]
 
 
 def test_wait_times_out() -> None:
@@ -86,3 +86,23 @@ def test_wait_times_out() -> None:
         await Journal(JournalLimits()).wait_for_change(timeout=0.01)
 
     asyncio.run(scenario())
+
+
+def test_the_daemon_wide_pool_evicts_from_the_journals_holding_the_most() -> None:
+    """Past the pool's bound the largest journal gives up its oldest exchanges, counted, down to 90% of it."""
+    pool = JournalPool(max_bytes=20_000)
+    big, small = Journal(JournalLimits(), pool), Journal(JournalLimits(), pool)
+    for _ in range(3):
+        small.append(exchange())
+    while pool.retained_bytes + 2_000 <= pool.max_bytes:
+        big.append(exchange(body=b"x" * 1_000))
+    small_before = small.retained_bytes
+    big.append(exchange(body=b"x" * 1_000))
+    assert pool.retained_bytes <= 18_000
+    assert small.retained_bytes == small_before and small.evicted_count == 0
+    assert big.evicted_count == pool.evicted_count > 0
+    assert pool.retained_bytes == big.retained_bytes + small.retained_bytes
+    big.close()
+    assert pool.retained_bytes == small.retained_bytes  # a closed journal's bytes leave the pool
+    small.clear()
+    assert pool.retained_bytes == 0

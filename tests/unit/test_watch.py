@@ -54,3 +54,15 @@ def test_wait_for_sees_appends_made_before_and_during_the_wait() -> None:
         return result.satisfied, len(result.matching)
 
     assert asyncio.run(scenario()) == (True, 2)
+
+
+def test_a_stall_of_the_daemon_extends_every_lease_before_the_sweep() -> None:
+    """Nobody could refresh a session while the event loop was blocked, so a stall never expires one."""
+    now = [1000.0]
+    sim = Simulator(MemoryStore(), Addressing("http://x", "localhost"), clock=lambda: now[0])
+    sim.create_session(KEY, SessionSettings(ttl=6.0))
+    now[0] += 11.0  # an 11 s stall: the client's heartbeats (every 2 s) were all blocked
+    assert sim.sweep_expired(stalled=11.0) == 0
+    assert sim.session(KEY).expire_time == 1000.0 + 6.0 + 11.0
+    now[0] += 6.5  # no refresh since: now the lease has really run out
+    assert sim.sweep_expired() == 1

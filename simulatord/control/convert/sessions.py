@@ -26,6 +26,7 @@ def settings(msg: session_pb2.Session, where: str, errors: SpecErrors) -> Sessio
         unmatched_status=msg.unmatched_status,
         where=where,
         errors=errors,
+        redact_headers=msg.redact_headers,
     )
 
 
@@ -57,6 +58,7 @@ def session_to_proto(value: Session, addressing: Addressing) -> session_pb2.Sess
         stub_count=len(value.stubs),
         state=value.state,
         scenarios=value.scenarios,
+        redact_headers=sorted(value.redact_headers),
     )
 
 
