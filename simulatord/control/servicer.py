@@ -13,7 +13,7 @@ from simulatord.control.convert.scalars import seconds
 from simulatord.control.errors import internal_status, to_status
 from simulatord.control.templates import merge
 from simulatord.errors import SimulatorError, SpecErrors, invalid
-from simulatord.names import SessionKey, new_id, parse_child, parse_exchange, parse_session, parse_tenant
+from simulatord.names import SessionKey, new_session_id, parse_child, parse_exchange, parse_session, parse_tenant
 from simulatord.sessions import connections
 from simulatord.sessions.journal import ExchangeFilter
 from simulatord.sessions.service import Simulator
@@ -100,7 +100,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         errors = SpecErrors()
         check_id(request.session_id, "session_id", errors)
         merged = merge(request, self.templates)
-        key = SessionKey(tenant, request.session_id or new_id("s"))
+        key = SessionKey(tenant, request.session_id or new_session_id())
         settings = sessions.settings(merged.settings, "session", errors)
         built = self._stubs(key, [(msg, "", where, "") for msg, where in merged.stubs], errors)
         only_stubs = all(v.field.startswith(("stubs[", "template.")) for v in errors.violations)

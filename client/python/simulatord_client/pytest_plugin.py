@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -84,9 +85,12 @@ def _run_tenant() -> str:
 
 
 def _session_id(test_name: str) -> str:
-    # Readable ids (`test-login-fails-3fa2c1`) make a leftover session easy to trace back to its test.
-    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:48].strip("-") or "test"
-    return f"{slug}-{secrets.token_hex(3)}"
+    # A readable prefix (`test-login-fails-...`) makes a leftover session easy to trace back to its test; the
+    # 128 random bits after it make the id unguessable, for the session's URL is all the code under test needs
+    # to reach (and read or disturb) it. 36 + 1 + 26 characters: the 63 an id may have.
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:36].strip("-") or "test"
+    random = base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+    return f"{slug}-{random}"
 
 
 def _label(text: str) -> str:
