@@ -102,6 +102,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="ASGI server: hypercorn (HTTP/1.1, h2c, HTTP/2 over TLS) or uvicorn with httptools (HTTP/1.1 only, "
         "faster; pip install 'simulatord[fast]') [SIMULATORD_SERVER]",
     )
+    p.add_argument(
+        "--auth",
+        default=env_default("auth", ""),
+        help="JSON or YAML file of bearer tokens and the tenants each may use; without it any client may use "
+        "every tenant [SIMULATORD_AUTH]",
+    )
     p.add_argument("--log-level", default=env_default("log_level", d.log_level), help="[SIMULATORD_LOG_LEVEL]")
 
 
@@ -135,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from simulatord import server
+    from simulatord.control.auth import AuthFileError
     from simulatord.control.templates import TemplateError
 
     logging.basicConfig(level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -154,6 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
         journal_max_exchanges=args.journal_max_exchanges,
         journal_max_bytes=args.journal_max_bytes,
         server=args.server,
+        auth=Path(args.auth) if args.auth else None,
     )
     runner = asyncio.run
     if args.loop == "uvloop":
@@ -162,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
         runner = uvloop.run
     try:
         runner(server.run(settings, on_ready=server.print_ready))
-    except (TemplateError, OSError) as exc:  # bad templates, ports in use: say so in one line, no traceback
+    except (TemplateError, AuthFileError, OSError) as exc:  # bad files, ports in use: one line, no traceback
         print(f"simulatord: cannot start: {exc}", file=sys.stderr)
         return 2
     return 0
