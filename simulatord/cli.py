@@ -117,6 +117,11 @@ def _address(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("SIMULATORD_ADDRESS", DEFAULT_ADDRESS),
         help="gRPC address of the daemon [SIMULATORD_ADDRESS]",
     )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SIMULATORD_TOKEN", ""),
+        help="bearer token, for a daemon started with --auth [SIMULATORD_TOKEN]",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,11 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     from simulatord import tools
 
     if args.command == "health":
-        return tools.health(args.address, args.timeout)
+        return tools.health(args.address, args.timeout, args.token)
     if args.command == "sessions":
-        return tools.list_sessions(args.address, args.tenant)
+        return tools.list_sessions(args.address, args.tenant, args.token)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    return tools.watch(args.address, args.session, args.from_start, color)
+    return tools.watch(args.address, args.session, args.from_start, color, args.token)
 
 
 if __name__ == "__main__":

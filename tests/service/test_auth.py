@@ -4,6 +4,7 @@ tenants, the open health and reflection services, and the start-up check of the 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -279,3 +280,44 @@ def test_a_missing_auth_file_exits_with_one_line(tmp_path: Path) -> None:
     assert ended.returncode == 2
     assert ended.stderr.startswith(f"simulatord: cannot start: auth file {missing}: cannot read it:")
     assert len(ended.stderr.strip().splitlines()) == 1
+
+
+def test_the_cli_passes_its_token(auth_daemon: EmbeddedDaemon, control: pb_grpc.SimulatorServiceStub) -> None:
+    run = [sys.executable, "-m", "simulatord"]
+    where = ["--address", auth_daemon.grpc_address]
+    env = {k: v for k, v in os.environ.items() if k != "SIMULATORD_TOKEN"}
+
+    def cli(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*run, *args], capture_output=True, text=True, timeout=30, env={**env, **extra_env})
+
+    assert cli("health", *where).returncode == 0  # health needs no token
+    assert cli("health", *where, "--token", TOKENS["team-b"]).returncode == 0
+    mine = control.CreateSession(pb.CreateSessionRequest(parent="tenants/team-a"), metadata=ADMIN).session
+    theirs = control.CreateSession(pb.CreateSessionRequest(parent="tenants/team-b"), metadata=ADMIN).session
+    try:
+        refused = cli("sessions", "list", *where)
+        assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr and "SIMULATORD_TOKEN" in refused.stderr
+        listed = cli("sessions", "list", *where, "--token", TOKENS["team-a"])  # every tenant it may use
+        assert listed.returncode == 0 and mine.name in listed.stdout and theirs.name not in listed.stdout
+        from_env = cli("sessions", "list", *where, "--tenant", "team-b", SIMULATORD_TOKEN=TOKENS["team-b"])
+        assert from_env.returncode == 0 and theirs.name in from_env.stdout and mine.name not in from_env.stdout
+        forbidden = cli("sessions", "list", *where, "--tenant", "team-b", "--token", TOKENS["team-a"])
+        assert forbidden.returncode == 1 and "PERMISSION_DENIED" in forbidden.stderr
+
+        httpx.get(mine.base_url + "/seen")
+        watch = subprocess.Popen(
+            [*run, "exchanges", "watch", *where, "--session", mine.name, "--from-start", "--token", TOKENS["team-a"]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert watch.stdout is not None
+        assert "/seen -> 404" in watch.stdout.readline()
+        control.DeleteSession(pb.DeleteSessionRequest(name=mine.name), metadata=ADMIN)
+        assert watch.wait(10) == 0
+        intruder = cli("exchanges", "watch", *where, "--session", theirs.name, "--token", TOKENS["team-a"])
+        assert intruder.returncode == 1 and "PERMISSION_DENIED" in intruder.stderr
+    finally:
+        for name in (mine.name, theirs.name):
+            control.DeleteSession(pb.DeleteSessionRequest(name=name, allow_missing=True), metadata=ADMIN)
