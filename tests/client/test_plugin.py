@@ -66,7 +66,14 @@ def test_typo(sim_session):
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     # The outer run may itself be an xdist worker or point at a daemon; inner runs must not inherit that.
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT", "SIMULATORD_ADDRESS"):
+    for name in (
+        "PYTEST_XDIST_WORKER",
+        "PYTEST_XDIST_TESTRUNUID",
+        "PYTEST_XDIST_WORKER_COUNT",
+        "SIMULATORD_ADDRESS",
+        "SIMULATORD_TOKEN",
+        "SIMULATORD_TENANT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
