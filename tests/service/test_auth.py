@@ -98,12 +98,18 @@ def control(auth_daemon: EmbeddedDaemon) -> Iterator[pb_grpc.SimulatorServiceStu
 
 @pytest.fixture
 def target(control: pb_grpc.SimulatorServiceStub, http: httpx.Client) -> Iterator[Target]:
+    def sessions() -> set[str]:
+        listed = control.ListSessions(pb.ListSessionsRequest(parent=f"tenants/{OWNER}"), metadata=ADMIN).sessions
+        return {s.name for s in listed}
+
+    before = sessions()
     created = control.CreateSession(
         pb.CreateSessionRequest(parent=f"tenants/{OWNER}", stubs=[stub(text="mine")]), metadata=ADMIN
     )
     assert http.get(created.session.base_url + "/hello").text == "mine"
     yield Target(created.session.name, created.stubs[0].name)
-    control.DeleteSession(pb.DeleteSessionRequest(name=created.session.name, allow_missing=True), metadata=ADMIN)
+    for name in sessions() - before:  # the target, and what an allowed CreateSession made
+        control.DeleteSession(pb.DeleteSessionRequest(name=name, allow_missing=True), metadata=ADMIN)
 
 
 def _invoke(control: pb_grpc.SimulatorServiceStub, rpc: str, request: Message, metadata: Any) -> Message:
