@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from simulatord.control.auth import AuthFileError, Credentials, load_credentials, parse_credentials
 from simulatord.control.servicer import request_tenant
@@ -105,6 +107,18 @@ def test_json_and_yaml_files_load_alike(tmp_path: Path) -> None:
             ("tokens[1]", frozenset(), True),
         ]
         assert loaded.identify(auth(f"Bearer {ROOT}")).admin
+
+
+def test_the_readme_example_is_a_valid_file() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- auth file example -->\n```yaml\n(.*?)```", readme, re.DOTALL)
+    assert block is not None
+    loaded = parse_credentials(yaml.safe_load(block.group(1)), "README.md")
+    assert [(g.name, g.tenants, g.admin) for g in loaded.grants] == [
+        ("team-a-ci", {"team-a", "team-a-nightly"}, False),
+        ("platform", frozenset(), True),
+    ]
+    assert loaded.identify(auth("Bearer platform-token-example-0123456789")).admin
 
 
 def test_only_digests_are_kept(credentials: Credentials) -> None:
