@@ -1,4 +1,5 @@
-"""The gRPC SimulatorService: parses names, converts messages and calls the domain's Simulator; nothing more."""
+"""The gRPC SimulatorService: checks tokens (with --auth), parses names, converts messages and calls the domain's
+Simulator; nothing more."""
 
 from __future__ import annotations
 
