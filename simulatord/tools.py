@@ -18,6 +18,7 @@ _RESET = "\033[0m"
 
 def _metadata(token: str) -> tuple[tuple[str, str], ...]:
     """The call metadata for a daemon started with --auth; none without a token."""
+    token = token.strip()  # a token read from a file or a secret often ends in a newline, which metadata refuses
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 

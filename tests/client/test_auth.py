@@ -66,7 +66,7 @@ def test_the_async_client_sends_its_token_on_every_call(auth_daemon: EmbeddedDae
 
 
 def test_the_token_defaults_to_the_environment(auth_daemon: EmbeddedDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIMULATORD_TOKEN", TOKENS["team-a"])
+    monkeypatch.setenv("SIMULATORD_TOKEN", TOKENS["team-a"] + "\n")  # as a secret read from a file may
     with Simulator(auth_daemon.grpc_address) as sim, sim.session(tenant="team-a") as s:
         assert s.get().name == s.name
 

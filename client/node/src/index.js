@@ -156,7 +156,8 @@ export class Simulator {
     /** @type {any} */
     const options = { ...channelOptions };
     // An interceptor rather than per-call metadata, so that calls made directly on `.grpc` carry the token too.
-    if (token) options.interceptors = [bearer(token), ...(options.interceptors ?? [])];
+    // Trimmed: a token read from a file or a secret often ends in a newline, which metadata refuses.
+    if (token.trim()) options.interceptors = [bearer(token.trim()), ...(options.interceptors ?? [])];
     /** The underlying grpc-js client, for anything this layer does not cover. */
     this.grpc = new Service(address, credentials, options);
   }

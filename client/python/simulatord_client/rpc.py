@@ -65,6 +65,7 @@ def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
     ignores the token, so setting one does no harm."""
     if token is None:
         token = os.environ.get(TOKEN_ENV, "")
+    token = token.strip()  # a token read from a file or a secret often ends in a newline, which metadata refuses
     return (("authorization", f"Bearer {token}"),) if token else None
 
 
