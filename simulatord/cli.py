@@ -126,6 +126,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="ASGI server: hypercorn (HTTP/1.1, h2c, HTTP/2 over TLS) or uvicorn with httptools (HTTP/1.1 only, "
         "faster; pip install 'simulatord[fast]') [SIMULATORD_SERVER]",
     )
+    p.add_argument(
+        "--auth",
+        default=env_default("auth", ""),
+        help="JSON or YAML file of bearer tokens and the tenants each may use; without it any client may use "
+        "every tenant [SIMULATORD_AUTH]",
+    )
     p.add_argument("--log-level", default=env_default("log_level", d.log_level), help="[SIMULATORD_LOG_LEVEL]")
 
 
@@ -134,6 +140,11 @@ def _address(p: argparse.ArgumentParser) -> None:
         "--address",
         default=os.environ.get("SIMULATORD_ADDRESS", DEFAULT_ADDRESS),
         help="gRPC address of the daemon [SIMULATORD_ADDRESS]",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SIMULATORD_TOKEN", ""),
+        help="bearer token, for a daemon started with --auth [SIMULATORD_TOKEN]",
     )
 
 
@@ -159,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from simulatord import server
+    from simulatord.control.auth import AuthFileError
     from simulatord.control.templates import TemplateError
 
     logging.basicConfig(level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -182,6 +194,7 @@ def _serve(args: argparse.Namespace) -> int:
         request_read_timeout=args.request_read_timeout,
         redact_headers=args.redact_headers,
         server=args.server,
+        auth=Path(args.auth) if args.auth else None,
     )
     runner = asyncio.run
     if args.loop == "uvloop":
@@ -190,7 +203,7 @@ def _serve(args: argparse.Namespace) -> int:
         runner = uvloop.run
     try:
         runner(server.run(settings, on_ready=server.print_ready))
-    except (TemplateError, OSError) as exc:  # bad templates, ports in use: say so in one line, no traceback
+    except (TemplateError, AuthFileError, OSError) as exc:  # bad files, ports in use: one line, no traceback
         print(f"simulatord: cannot start: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -203,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     from simulatord import tools
 
     if args.command == "health":
-        return tools.health(args.address, args.timeout)
+        return tools.health(args.address, args.timeout, args.token)
     if args.command == "sessions":
-        return tools.list_sessions(args.address, args.tenant)
+        return tools.list_sessions(args.address, args.tenant, args.token)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    return tools.watch(args.address, args.session, args.from_start, color)
+    return tools.watch(args.address, args.session, args.from_start, color, args.token)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class Settings:
     sweep_interval: float = 1.0
     log_level: str = "WARNING"
     server: str = "hypercorn"  # or "uvicorn" (the `fast` extra): HTTP/1.1 and WebSockets only
+    auth: Path | None = None  # tokens and their tenants; None: the control plane is open (private networks only)
 
 
 ENV_PREFIX = "SIMULATORD_"

@@ -52,6 +52,14 @@ class Unavailable(SimulatorError):
     """The daemon cannot serve the call now (it is stopping); the client may retry elsewhere or later."""
 
 
+class Unauthenticated(SimulatorError):
+    """The call carries no token, or one the daemon does not accept (TOKEN_MISSING, TOKEN_INVALID)."""
+
+
+class PermissionDenied(SimulatorError):
+    """The caller's token is valid but may not use the tenant the call names (TENANT_FORBIDDEN)."""
+
+
 def invalid(field_path: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
     """An InvalidArgument for a single field."""
     return InvalidArgument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from dataclasses import dataclass
@@ -18,7 +19,19 @@ def valid_id(value: str) -> bool:
 
 
 def new_id(prefix: str) -> str:
+    """A short id unique within its session (stubs): 48 random bits keep names readable in reports."""
     return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def random_part() -> str:
+    """128 random bits in 26 characters of a-z and 2-7 (base32), for ids nobody can guess."""
+    return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+
+
+def new_session_id() -> str:
+    """A session id for CreateSession without one. The data plane is open to the code under test, so a session's
+    URL is its capability: the id must be unguessable, not merely unique."""
+    return f"s-{random_part()}"
 
 
 @dataclass(frozen=True, slots=True)

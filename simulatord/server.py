@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from simulatord.config import Settings
+from simulatord.control.auth import load_credentials
 from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
 from simulatord.http_front import create_app
@@ -79,10 +80,11 @@ async def run(
         redact_headers=frozenset(n.strip().lower() for n in settings.redact_headers.split(",") if n.strip()),
     )
     templates = load_templates(settings.templates) if settings.templates is not None else {}
+    credentials = load_credentials(settings.auth) if settings.auth is not None else None
 
     grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     simulator_service_pb2_grpc.add_SimulatorServiceServicer_to_server(
-        SimulatorServicer(simulator, templates), grpc_server
+        SimulatorServicer(simulator, templates, credentials), grpc_server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)

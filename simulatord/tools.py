@@ -16,10 +16,20 @@ _COLORS = {"2": "\033[32m", "3": "\033[36m", "4": "\033[33m", "5": "\033[31m"}
 _RESET = "\033[0m"
 
 
-def health(address: str, timeout: float) -> int:
+def _metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """The call metadata for a daemon started with --auth; none without a token."""
+    token = token.strip()  # a token read from a file or a secret often ends in a newline, which metadata refuses
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def health(address: str, timeout: float, token: str = "") -> int:
+    # Health stays open with --auth (probes carry no token); a given token is sent anyway, so that every command
+    # takes the same flags and a proxy in front of the daemon that wants one gets it.
     try:
         with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout, metadata=_metadata(token)
+            )
     except grpc.RpcError as exc:
         print(f"simulatord at {address}: {exc.code().name}", file=sys.stderr)
         return 1
@@ -28,16 +38,21 @@ def health(address: str, timeout: float) -> int:
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
-def list_sessions(address: str, tenant: str) -> int:
+def list_sessions(address: str, tenant: str, token: str = "") -> int:
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.SimulatorServiceStub(channel)
-        token = ""
+        page = ""
         rows: list[session_pb2.Session] = []
         while True:
-            reply = stub.ListSessions(pb.ListSessionsRequest(parent=f"tenants/{tenant}", page_token=token))
+            request = pb.ListSessionsRequest(parent=f"tenants/{tenant}", page_token=page)
+            try:
+                reply = stub.ListSessions(request, metadata=_metadata(token))
+            except grpc.RpcError as exc:
+                print(f"simulatord at {address}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+                return 1
             rows.extend(reply.sessions)
-            token = reply.next_page_token
-            if not token:
+            page = reply.next_page_token
+            if not page:
                 break
     print(f"{'SESSION':<48} {'STUBS':>5} {'EXCHANGES':>9} {'EXPIRES':<20} BASE URL")
     for s in rows:
@@ -62,12 +77,12 @@ def format_exchange(exchange: exchange_pb2.Exchange, color: bool) -> str:
     return line
 
 
-def watch(address: str, session: str, from_start: bool, color: bool) -> int:
+def watch(address: str, session: str, from_start: bool, color: bool, token: str = "") -> int:
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.SimulatorServiceStub(channel)
         request = pb.WatchExchangesRequest(parent=session, start_sequence=1 if from_start else 0)
         try:
-            for event in stub.WatchExchanges(request):
+            for event in stub.WatchExchanges(request, metadata=_metadata(token)):
                 if event.HasField("exchange"):
                     print(format_exchange(event.exchange, color), flush=True)
                 else:

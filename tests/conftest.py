@@ -1,4 +1,5 @@
-"""Shared fixtures: a real daemon per test process on free loopback ports, a gRPC stub and an HTTP client."""
+"""Shared fixtures: real daemons per test process on free loopback ports (one open, one with --auth), a gRPC stub
+and an HTTP client."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from simulatord_client.embedded import EmbeddedDaemon
-from tests.helpers import SERVER
+from tests.helpers import SERVER, write_auth_file
 
 _tenant_numbers = itertools.count(1)
 
@@ -27,6 +28,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[EmbeddedDaemon]:
     with EmbeddedDaemon(server=SERVER) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def auth_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDaemon]:
+    """A daemon started with --auth: the tokens of tests.helpers.TOKENS, for tests of the tenant boundary."""
+    path = write_auth_file(tmp_path_factory.mktemp("auth") / "auth.yaml")
+    with EmbeddedDaemon(["--auth", str(path)], server=SERVER) as running:
         yield running
 
 

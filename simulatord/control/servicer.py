@@ -1,4 +1,5 @@
-"""The gRPC SimulatorService: parses names, converts messages and calls the domain's Simulator; nothing more."""
+"""The gRPC SimulatorService: checks tokens (with --auth), parses names, converts messages and calls the domain's
+Simulator; nothing more."""
 
 from __future__ import annotations
 
@@ -8,12 +9,22 @@ from typing import Any, TypeVar
 
 import grpc
 
+from simulatord.control.auth import WILDCARD, Credentials
 from simulatord.control.convert import exchanges, sessions, stubs, websockets
 from simulatord.control.convert.scalars import seconds
 from simulatord.control.errors import internal_status, to_status
 from simulatord.control.templates import merge
 from simulatord.errors import SimulatorError, SpecErrors, invalid
-from simulatord.names import SessionKey, new_id, parse_child, parse_exchange, parse_session, parse_tenant
+from simulatord.names import (
+    ID_RULE,
+    SessionKey,
+    new_session_id,
+    parse_child,
+    parse_exchange,
+    parse_session,
+    parse_tenant,
+    valid_id,
+)
 from simulatord.sessions import connections
 from simulatord.sessions.journal import ExchangeFilter
 from simulatord.sessions.service import Simulator
@@ -37,12 +48,35 @@ _RESET = {
 DEFAULT_WAIT_SECONDS = 5.0
 
 
+def request_tenant(request: Any) -> str:
+    """The tenant a SimulatorService request names, in its `parent`, its `name` or (ReplaceStub) its `stub.name`:
+    `tenants/{tenant}` or a resource below it; `-` when ListSessions lists across tenants."""
+    fields = request.DESCRIPTOR.fields_by_name
+    value: str
+    if "parent" in fields:
+        where, value = "parent", request.parent
+    elif "name" in fields:
+        where, value = "name", request.name
+    elif isinstance(request, pb.ReplaceStubRequest):
+        where, value = "stub.name", request.stub.name
+    else:  # an RPC added without a resource must say whose it is before anyone may call it: INTERNAL until then
+        raise TypeError(f"{type(request).__name__} names no tenant")
+    parts = value.split("/")
+    if len(parts) < 2 or parts[0] != "tenants":
+        raise invalid(where, f"must start with 'tenants/{{tenant}}', got {value!r}")
+    if not (valid_id(parts[1]) or parts[1] == WILDCARD):
+        raise invalid(where, f"tenant id {parts[1]!r} {ID_RULE}")
+    return parts[1]
+
+
 def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
-    """Turns domain errors into rich statuses, so methods are written for the happy path."""
+    """Checks the call's token (with --auth) and turns domain errors into rich statuses, so methods are written
+    for the happy path."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: Ctx[Req, Resp]) -> Resp:
+    async def wrapper(self: SimulatorServicer, request: Req, context: Ctx[Req, Resp]) -> Resp:
         try:
+            self.authorize(request, context)
             return await method(self, request, context)
         except SimulatorError as exc:
             await context.abort_with_status(to_status(exc))
@@ -54,9 +88,12 @@ def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
 
 
 def streaming(method: Streaming[Req, Resp]) -> Streaming[Req, Resp]:
+    """`unary` for server-streaming methods: the token is checked before the first message."""
+
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: Ctx[Req, Resp]) -> AsyncIterator[Resp]:
+    async def wrapper(self: SimulatorServicer, request: Req, context: Ctx[Req, Resp]) -> AsyncIterator[Resp]:
         try:
+            self.authorize(request, context)
             async for item in method(self, request, context):
                 yield item
         except SimulatorError as exc:
@@ -75,9 +112,29 @@ def _filter(msg: exchange_pb2.ExchangeFilter) -> ExchangeFilter:
 
 
 class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
-    def __init__(self, simulator: Simulator, templates: Mapping[str, pb.CreateSessionRequest] | None = None) -> None:
+    def __init__(
+        self,
+        simulator: Simulator,
+        templates: Mapping[str, pb.CreateSessionRequest] | None = None,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.sim = simulator
         self.templates = dict(templates or {})
+        self.credentials = credentials  # None: no --auth, every call may use every tenant
+
+    def authorize(self, request: Any, context: Ctx[Any, Any]) -> None:
+        """With --auth: the call's token is known and may use the tenant its request names. Run by `unary` and
+        `streaming` before any method, so no RPC can forget it."""
+        if self.credentials is not None:
+            # The token first: a caller without one learns nothing, not even whether its request is well formed.
+            grant = self.credentials.identify(context.invocation_metadata() or ())
+            grant.check(request_tenant(request))
+
+    def _visible_tenants(self, context: Ctx[Any, Any]) -> frozenset[str] | None:
+        """The tenants a listing of `tenants/-` may show this caller; None: every tenant."""
+        if self.credentials is None:
+            return None
+        return self.credentials.identify(context.invocation_metadata() or ()).visible
 
     def _session(self, key: SessionKey) -> session_pb2.Session:
         return sessions.session_to_proto(self.sim.session(key), self.sim.addressing)
@@ -100,7 +157,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         errors = SpecErrors()
         check_id(request.session_id, "session_id", errors)
         merged = merge(request, self.templates)
-        key = SessionKey(tenant, request.session_id or new_id("s"))
+        key = SessionKey(tenant, request.session_id or new_session_id())
         settings = sessions.settings(merged.settings, "session", errors)
         built = self._stubs(key, [(msg, "", where, "") for msg, where in merged.stubs], errors)
         only_stubs = all(v.field.startswith(("stubs[", "template.")) for v in errors.violations)
@@ -122,7 +179,10 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         self, request: pb.ListSessionsRequest, context: Ctx[pb.ListSessionsRequest, pb.ListSessionsResponse]
     ) -> pb.ListSessionsResponse:
         tenant = parse_tenant(request.parent, allow_wildcard=True)
-        found, token = self.sim.list_sessions(tenant, request.page_size, request.page_token, request.label_selector)
+        within = self._visible_tenants(context) if tenant == WILDCARD else None
+        found, token = self.sim.list_sessions(
+            tenant, request.page_size, request.page_token, request.label_selector, within=within
+        )
         return pb.ListSessionsResponse(
             sessions=[sessions.session_to_proto(s, self.sim.addressing) for s in found], next_page_token=token
         )

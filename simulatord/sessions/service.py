@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from simulatord.errors import FailedPrecondition, NotFound, Unavailable, invalid
@@ -123,14 +123,18 @@ class Simulator:
     def session(self, key: SessionKey) -> Session:
         return self.store.get(key)
 
-    def list_sessions(self, tenant: str, size: int, token: str, selector: str) -> tuple[list[Session], str]:
+    def list_sessions(
+        self, tenant: str, size: int, token: str, selector: str, within: Collection[str] | None = None
+    ) -> tuple[list[Session], str]:
+        """`within`, when given, keeps only sessions of those tenants: what a tenant-scoped caller of `-` sees."""
         terms = parse_label_selector(selector)
         offset = decode_token(token, f"sessions:{tenant}:{selector}")
         limit = page_size(size)
         chosen = [
             s
             for s in self.store.in_tenant(tenant)
-            if all(k in s.labels and (v is None or s.labels[k] == v) for k, v in terms)
+            if (within is None or s.key.tenant in within)
+            and all(k in s.labels and (v is None or s.labels[k] == v) for k, v in terms)
         ]
         page = chosen[offset : offset + limit]
         more = offset + limit < len(chosen)

@@ -8,6 +8,17 @@ Errors: every RPC answers with canonical gRPC status codes. Details are
 `SESSION_NOT_FOUND`, and metadata naming the resource) and, for
 INVALID_ARGUMENT, `google.rpc.BadRequest` with one field violation per bad
 field (paths like `stubs[1].request.path.regex`).
+
+Authentication: a daemon started with `simulatord serve --auth FILE` requires
+`authorization: Bearer <token>` metadata on every call of this service, and
+each token may use only the tenants the file grants it (admin tokens: all).
+The tenant of a call is the one its request names in `parent`, `name` or
+`stub.name`. These checks come before any other: UNAUTHENTICATED
+(TOKEN_MISSING: no token; TOKEN_INVALID: malformed or unknown) and
+PERMISSION_DENIED (TENANT_FORBIDDEN: the token may not use the tenant).
+Health checks and server reflection stay open. Without `--auth` any caller
+may use every tenant, and these errors never occur. The data plane is open
+either way: a session's URL is its capability, hence unguessable session ids.
 """
 
 from collections import abc as _abc
@@ -192,7 +203,10 @@ class ListSessionsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
-    """`tenants/{tenant}`; `tenants/-` lists every tenant's sessions."""
+    """`tenants/{tenant}`; `tenants/-` lists every tenant's sessions. With `--auth`,
+    `tenants/-` lists only the sessions of the tenants the call's token may use
+    (every tenant for an admin token); ask for every page with the same token.
+    """
     page_size: _builtins.int
     """Most sessions to return; 0 means 100, the maximum is 1000."""
     page_token: _builtins.str

@@ -148,6 +148,7 @@ class SimulatorServiceServicer:
         Errors: INVALID_ARGUMENT (bad parent, session_id, labels, ttl, limits or stubs; BadRequest
         details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), NOT_FOUND (TEMPLATE_NOT_FOUND),
         RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,14 +157,16 @@ class SimulatorServiceServicer:
     def GetSession(self, request, context):
         """Gets a session with its counters.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSessions(self, request, context):
-        """Lists the sessions of a tenant, oldest first, paginated.
+        """Lists the sessions of a tenant, or of every tenant the caller may use (`tenants/-`), oldest first, paginated.
         Errors: INVALID_ARGUMENT (bad parent, page size, page token or label selector).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,6 +175,7 @@ class SimulatorServiceServicer:
     def DeleteSession(self, request, context):
         """Deletes a session, its stubs and its journal; its watchers end with status OK.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND) unless allow_missing.
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,6 +184,7 @@ class SimulatorServiceServicer:
     def ResetSession(self, request, context):
         """Clears a session's stubs, journal and/or scenario state, keeping its name and base URL.
         Errors: INVALID_ARGUMENT (malformed name or target), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,6 +195,7 @@ class SimulatorServiceServicer:
         periodically while they live, so a crashed test process leaves its session
         behind for at most one ttl.
         Errors: INVALID_ARGUMENT (malformed name or ttl), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -198,6 +204,7 @@ class SimulatorServiceServicer:
     def SetSessionState(self, request, context):
         """Sets the session's scenario state, or a named scenario's, which stubs may require (Stub.required_state).
         Errors: INVALID_ARGUMENT (malformed name or scenario), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -207,6 +214,7 @@ class SimulatorServiceServicer:
         """Checks a session's expectations in one call: stubs never used, stubs whose
         expected count was not met, and unmatched requests (with their near misses).
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -216,6 +224,7 @@ class SimulatorServiceServicer:
         """Creates one stub.
         Errors: INVALID_ARGUMENT (bad stub: regex, JSONPath, template, unknown enum; BadRequest details),
         NOT_FOUND (SESSION_NOT_FOUND), ALREADY_EXISTS (STUB_ALREADY_EXISTS).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -224,6 +233,7 @@ class SimulatorServiceServicer:
     def BatchCreateStubs(self, request, context):
         """Creates many stubs atomically: all are created, or none (the first violations are reported).
         Errors: as CreateStub, with field paths prefixed by `requests[i]`.
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +242,7 @@ class SimulatorServiceServicer:
     def GetStub(self, request, context):
         """Gets one stub with its match count.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -240,6 +251,7 @@ class SimulatorServiceServicer:
     def ListStubs(self, request, context):
         """Lists a session's stubs in the order they are tried, paginated.
         Errors: INVALID_ARGUMENT (bad parent, page size or token), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -249,6 +261,7 @@ class SimulatorServiceServicer:
         """Replaces a stub's matcher, responses and settings, keeping its name; its match
         count and sequence position restart at zero.
         Errors: as CreateStub, and NOT_FOUND (STUB_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -257,6 +270,7 @@ class SimulatorServiceServicer:
     def DeleteStub(self, request, context):
         """Deletes a stub.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -266,6 +280,7 @@ class SimulatorServiceServicer:
         """Gets one exchange by sequence number.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, EXCHANGE_NOT_FOUND,
         which includes exchanges already evicted).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -274,6 +289,7 @@ class SimulatorServiceServicer:
     def ListExchanges(self, request, context):
         """Lists recorded exchanges in sequence order, filtered and paginated.
         Errors: INVALID_ARGUMENT (bad parent, filter, page size or token), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -282,6 +298,7 @@ class SimulatorServiceServicer:
     def CountExchanges(self, request, context):
         """Counts recorded exchanges that pass a filter (evicted ones are not counted; see JournalStats).
         Errors: INVALID_ARGUMENT (bad parent or filter), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -292,6 +309,7 @@ class SimulatorServiceServicer:
         passes, then says what was seen. A timeout is not an error: `satisfied` is false.
         Errors: INVALID_ARGUMENT (bad parent, filter, count or timeout), NOT_FOUND
         (SESSION_NOT_FOUND; also when the session is deleted while waiting).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -302,6 +320,7 @@ class SimulatorServiceServicer:
         client can replay what already happened and resume after a disconnect.
         The stream ends with OK when the session is deleted or the daemon stops.
         Errors: INVALID_ARGUMENT (bad parent, filter or start_sequence), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -313,6 +332,7 @@ class SimulatorServiceServicer:
         Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
         close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
         (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

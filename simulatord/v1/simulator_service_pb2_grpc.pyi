@@ -8,6 +8,17 @@ Errors: every RPC answers with canonical gRPC status codes. Details are
 `SESSION_NOT_FOUND`, and metadata naming the resource) and, for
 INVALID_ARGUMENT, `google.rpc.BadRequest` with one field violation per bad
 field (paths like `stubs[1].request.path.regex`).
+
+Authentication: a daemon started with `simulatord serve --auth FILE` requires
+`authorization: Bearer <token>` metadata on every call of this service, and
+each token may use only the tenants the file grants it (admin tokens: all).
+The tenant of a call is the one its request names in `parent`, `name` or
+`stub.name`. These checks come before any other: UNAUTHENTICATED
+(TOKEN_MISSING: no token; TOKEN_INVALID: malformed or unknown) and
+PERMISSION_DENIED (TENANT_FORBIDDEN: the token may not use the tenant).
+Health checks and server reflection stay open. Without `--auth` any caller
+may use every tenant, and these errors never occur. The data plane is open
+either way: a session's URL is its capability, hence unguessable session ids.
 """
 
 from collections import abc as _abc
@@ -47,88 +58,107 @@ class SimulatorServiceStub:
     Errors: INVALID_ARGUMENT (bad parent, session_id, labels, ttl, limits or stubs; BadRequest
     details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), NOT_FOUND (TEMPLATE_NOT_FOUND),
     RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     GetSession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.GetSessionRequest, _simulator_service_pb2.GetSessionResponse]
     """Gets a session with its counters.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ListSessions: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ListSessionsRequest, _simulator_service_pb2.ListSessionsResponse]
-    """Lists the sessions of a tenant, oldest first, paginated.
+    """Lists the sessions of a tenant, or of every tenant the caller may use (`tenants/-`), oldest first, paginated.
     Errors: INVALID_ARGUMENT (bad parent, page size, page token or label selector).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     DeleteSession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.DeleteSessionRequest, _simulator_service_pb2.DeleteSessionResponse]
     """Deletes a session, its stubs and its journal; its watchers end with status OK.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND) unless allow_missing.
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ResetSession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ResetSessionRequest, _simulator_service_pb2.ResetSessionResponse]
     """Clears a session's stubs, journal and/or scenario state, keeping its name and base URL.
     Errors: INVALID_ARGUMENT (malformed name or target), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     RefreshSession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.RefreshSessionRequest, _simulator_service_pb2.RefreshSessionResponse]
     """Keeps a session alive: pushes its expire_time to now + ttl. Clients call it
     periodically while they live, so a crashed test process leaves its session
     behind for at most one ttl.
     Errors: INVALID_ARGUMENT (malformed name or ttl), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     SetSessionState: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.SetSessionStateRequest, _simulator_service_pb2.SetSessionStateResponse]
     """Sets the session's scenario state, or a named scenario's, which stubs may require (Stub.required_state).
     Errors: INVALID_ARGUMENT (malformed name or scenario), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     VerifySession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.VerifySessionRequest, _simulator_service_pb2.VerifySessionResponse]
     """Checks a session's expectations in one call: stubs never used, stubs whose
     expected count was not met, and unmatched requests (with their near misses).
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     CreateStub: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.CreateStubRequest, _simulator_service_pb2.CreateStubResponse]
     """Creates one stub.
     Errors: INVALID_ARGUMENT (bad stub: regex, JSONPath, template, unknown enum; BadRequest details),
     NOT_FOUND (SESSION_NOT_FOUND), ALREADY_EXISTS (STUB_ALREADY_EXISTS).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     BatchCreateStubs: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.BatchCreateStubsRequest, _simulator_service_pb2.BatchCreateStubsResponse]
     """Creates many stubs atomically: all are created, or none (the first violations are reported).
     Errors: as CreateStub, with field paths prefixed by `requests[i]`.
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     GetStub: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.GetStubRequest, _simulator_service_pb2.GetStubResponse]
     """Gets one stub with its match count.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ListStubs: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ListStubsRequest, _simulator_service_pb2.ListStubsResponse]
     """Lists a session's stubs in the order they are tried, paginated.
     Errors: INVALID_ARGUMENT (bad parent, page size or token), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ReplaceStub: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ReplaceStubRequest, _simulator_service_pb2.ReplaceStubResponse]
     """Replaces a stub's matcher, responses and settings, keeping its name; its match
     count and sequence position restart at zero.
     Errors: as CreateStub, and NOT_FOUND (STUB_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     DeleteStub: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.DeleteStubRequest, _simulator_service_pb2.DeleteStubResponse]
     """Deletes a stub.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     GetExchange: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.GetExchangeRequest, _simulator_service_pb2.GetExchangeResponse]
     """Gets one exchange by sequence number.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, EXCHANGE_NOT_FOUND,
     which includes exchanges already evicted).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ListExchanges: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ListExchangesRequest, _simulator_service_pb2.ListExchangesResponse]
     """Lists recorded exchanges in sequence order, filtered and paginated.
     Errors: INVALID_ARGUMENT (bad parent, filter, page size or token), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     CountExchanges: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.CountExchangesRequest, _simulator_service_pb2.CountExchangesResponse]
     """Counts recorded exchanges that pass a filter (evicted ones are not counted; see JournalStats).
     Errors: INVALID_ARGUMENT (bad parent or filter), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     WaitForExchanges: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.WaitForExchangesRequest, _simulator_service_pb2.WaitForExchangesResponse]
     """Blocks until at least `count` exchanges pass the filter or the timeout
     passes, then says what was seen. A timeout is not an error: `satisfied` is false.
     Errors: INVALID_ARGUMENT (bad parent, filter, count or timeout), NOT_FOUND
     (SESSION_NOT_FOUND; also when the session is deleted while waiting).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     WatchExchanges: _grpc.UnaryStreamMultiCallable[_simulator_service_pb2.WatchExchangesRequest, _simulator_service_pb2.WatchExchangesResponse]
     """Streams exchanges as they are recorded, starting at a sequence number so a
     client can replay what already happened and resume after a disconnect.
     The stream ends with OK when the session is deleted or the daemon stops.
     Errors: INVALID_ARGUMENT (bad parent, filter or start_sequence), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     SendWebSocketMessage: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.SendWebSocketMessageRequest, _simulator_service_pb2.SendWebSocketMessageResponse]
     """Pushes a message to, and/or closes, open WebSocket connections of a session: all
@@ -136,6 +166,7 @@ class SimulatorServiceStub:
     Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
     close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
     (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
 
 @_typing.type_check_only
@@ -150,88 +181,107 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     Errors: INVALID_ARGUMENT (bad parent, session_id, labels, ttl, limits or stubs; BadRequest
     details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), NOT_FOUND (TEMPLATE_NOT_FOUND),
     RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     GetSession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.GetSessionRequest, _simulator_service_pb2.GetSessionResponse]  # type: ignore[assignment]
     """Gets a session with its counters.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ListSessions: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ListSessionsRequest, _simulator_service_pb2.ListSessionsResponse]  # type: ignore[assignment]
-    """Lists the sessions of a tenant, oldest first, paginated.
+    """Lists the sessions of a tenant, or of every tenant the caller may use (`tenants/-`), oldest first, paginated.
     Errors: INVALID_ARGUMENT (bad parent, page size, page token or label selector).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     DeleteSession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.DeleteSessionRequest, _simulator_service_pb2.DeleteSessionResponse]  # type: ignore[assignment]
     """Deletes a session, its stubs and its journal; its watchers end with status OK.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND) unless allow_missing.
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ResetSession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ResetSessionRequest, _simulator_service_pb2.ResetSessionResponse]  # type: ignore[assignment]
     """Clears a session's stubs, journal and/or scenario state, keeping its name and base URL.
     Errors: INVALID_ARGUMENT (malformed name or target), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     RefreshSession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.RefreshSessionRequest, _simulator_service_pb2.RefreshSessionResponse]  # type: ignore[assignment]
     """Keeps a session alive: pushes its expire_time to now + ttl. Clients call it
     periodically while they live, so a crashed test process leaves its session
     behind for at most one ttl.
     Errors: INVALID_ARGUMENT (malformed name or ttl), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     SetSessionState: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.SetSessionStateRequest, _simulator_service_pb2.SetSessionStateResponse]  # type: ignore[assignment]
     """Sets the session's scenario state, or a named scenario's, which stubs may require (Stub.required_state).
     Errors: INVALID_ARGUMENT (malformed name or scenario), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     VerifySession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.VerifySessionRequest, _simulator_service_pb2.VerifySessionResponse]  # type: ignore[assignment]
     """Checks a session's expectations in one call: stubs never used, stubs whose
     expected count was not met, and unmatched requests (with their near misses).
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     CreateStub: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.CreateStubRequest, _simulator_service_pb2.CreateStubResponse]  # type: ignore[assignment]
     """Creates one stub.
     Errors: INVALID_ARGUMENT (bad stub: regex, JSONPath, template, unknown enum; BadRequest details),
     NOT_FOUND (SESSION_NOT_FOUND), ALREADY_EXISTS (STUB_ALREADY_EXISTS).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     BatchCreateStubs: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.BatchCreateStubsRequest, _simulator_service_pb2.BatchCreateStubsResponse]  # type: ignore[assignment]
     """Creates many stubs atomically: all are created, or none (the first violations are reported).
     Errors: as CreateStub, with field paths prefixed by `requests[i]`.
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     GetStub: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.GetStubRequest, _simulator_service_pb2.GetStubResponse]  # type: ignore[assignment]
     """Gets one stub with its match count.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ListStubs: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ListStubsRequest, _simulator_service_pb2.ListStubsResponse]  # type: ignore[assignment]
     """Lists a session's stubs in the order they are tried, paginated.
     Errors: INVALID_ARGUMENT (bad parent, page size or token), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ReplaceStub: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ReplaceStubRequest, _simulator_service_pb2.ReplaceStubResponse]  # type: ignore[assignment]
     """Replaces a stub's matcher, responses and settings, keeping its name; its match
     count and sequence position restart at zero.
     Errors: as CreateStub, and NOT_FOUND (STUB_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     DeleteStub: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.DeleteStubRequest, _simulator_service_pb2.DeleteStubResponse]  # type: ignore[assignment]
     """Deletes a stub.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     GetExchange: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.GetExchangeRequest, _simulator_service_pb2.GetExchangeResponse]  # type: ignore[assignment]
     """Gets one exchange by sequence number.
     Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, EXCHANGE_NOT_FOUND,
     which includes exchanges already evicted).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     ListExchanges: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ListExchangesRequest, _simulator_service_pb2.ListExchangesResponse]  # type: ignore[assignment]
     """Lists recorded exchanges in sequence order, filtered and paginated.
     Errors: INVALID_ARGUMENT (bad parent, filter, page size or token), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     CountExchanges: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.CountExchangesRequest, _simulator_service_pb2.CountExchangesResponse]  # type: ignore[assignment]
     """Counts recorded exchanges that pass a filter (evicted ones are not counted; see JournalStats).
     Errors: INVALID_ARGUMENT (bad parent or filter), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     WaitForExchanges: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.WaitForExchangesRequest, _simulator_service_pb2.WaitForExchangesResponse]  # type: ignore[assignment]
     """Blocks until at least `count` exchanges pass the filter or the timeout
     passes, then says what was seen. A timeout is not an error: `satisfied` is false.
     Errors: INVALID_ARGUMENT (bad parent, filter, count or timeout), NOT_FOUND
     (SESSION_NOT_FOUND; also when the session is deleted while waiting).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     WatchExchanges: _aio.UnaryStreamMultiCallable[_simulator_service_pb2.WatchExchangesRequest, _simulator_service_pb2.WatchExchangesResponse]  # type: ignore[assignment]
     """Streams exchanges as they are recorded, starting at a sequence number so a
     client can replay what already happened and resume after a disconnect.
     The stream ends with OK when the session is deleted or the daemon stops.
     Errors: INVALID_ARGUMENT (bad parent, filter or start_sequence), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
     SendWebSocketMessage: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.SendWebSocketMessageRequest, _simulator_service_pb2.SendWebSocketMessageResponse]  # type: ignore[assignment]
     """Pushes a message to, and/or closes, open WebSocket connections of a session: all
@@ -239,6 +289,7 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
     close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
     (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
 
 class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -256,6 +307,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (bad parent, session_id, labels, ttl, limits or stubs; BadRequest
         details), ALREADY_EXISTS (SESSION_ALREADY_EXISTS), NOT_FOUND (TEMPLATE_NOT_FOUND),
         RESOURCE_EXHAUSTED (TOO_MANY_SESSIONS).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -266,6 +318,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.GetSessionResponse, _abc.Awaitable[_simulator_service_pb2.GetSessionResponse]]:
         """Gets a session with its counters.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -274,8 +327,9 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _simulator_service_pb2.ListSessionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_simulator_service_pb2.ListSessionsResponse, _abc.Awaitable[_simulator_service_pb2.ListSessionsResponse]]:
-        """Lists the sessions of a tenant, oldest first, paginated.
+        """Lists the sessions of a tenant, or of every tenant the caller may use (`tenants/-`), oldest first, paginated.
         Errors: INVALID_ARGUMENT (bad parent, page size, page token or label selector).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -286,6 +340,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.DeleteSessionResponse, _abc.Awaitable[_simulator_service_pb2.DeleteSessionResponse]]:
         """Deletes a session, its stubs and its journal; its watchers end with status OK.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND) unless allow_missing.
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -296,6 +351,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.ResetSessionResponse, _abc.Awaitable[_simulator_service_pb2.ResetSessionResponse]]:
         """Clears a session's stubs, journal and/or scenario state, keeping its name and base URL.
         Errors: INVALID_ARGUMENT (malformed name or target), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -308,6 +364,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         periodically while they live, so a crashed test process leaves its session
         behind for at most one ttl.
         Errors: INVALID_ARGUMENT (malformed name or ttl), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -318,6 +375,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.SetSessionStateResponse, _abc.Awaitable[_simulator_service_pb2.SetSessionStateResponse]]:
         """Sets the session's scenario state, or a named scenario's, which stubs may require (Stub.required_state).
         Errors: INVALID_ARGUMENT (malformed name or scenario), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -329,6 +387,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Checks a session's expectations in one call: stubs never used, stubs whose
         expected count was not met, and unmatched requests (with their near misses).
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -340,6 +399,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Creates one stub.
         Errors: INVALID_ARGUMENT (bad stub: regex, JSONPath, template, unknown enum; BadRequest details),
         NOT_FOUND (SESSION_NOT_FOUND), ALREADY_EXISTS (STUB_ALREADY_EXISTS).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -350,6 +410,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.BatchCreateStubsResponse, _abc.Awaitable[_simulator_service_pb2.BatchCreateStubsResponse]]:
         """Creates many stubs atomically: all are created, or none (the first violations are reported).
         Errors: as CreateStub, with field paths prefixed by `requests[i]`.
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -360,6 +421,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.GetStubResponse, _abc.Awaitable[_simulator_service_pb2.GetStubResponse]]:
         """Gets one stub with its match count.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -370,6 +432,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.ListStubsResponse, _abc.Awaitable[_simulator_service_pb2.ListStubsResponse]]:
         """Lists a session's stubs in the order they are tried, paginated.
         Errors: INVALID_ARGUMENT (bad parent, page size or token), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -381,6 +444,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Replaces a stub's matcher, responses and settings, keeping its name; its match
         count and sequence position restart at zero.
         Errors: as CreateStub, and NOT_FOUND (STUB_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -391,6 +455,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.DeleteStubResponse, _abc.Awaitable[_simulator_service_pb2.DeleteStubResponse]]:
         """Deletes a stub.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -402,6 +467,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Gets one exchange by sequence number.
         Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND, EXCHANGE_NOT_FOUND,
         which includes exchanges already evicted).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -412,6 +478,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.ListExchangesResponse, _abc.Awaitable[_simulator_service_pb2.ListExchangesResponse]]:
         """Lists recorded exchanges in sequence order, filtered and paginated.
         Errors: INVALID_ARGUMENT (bad parent, filter, page size or token), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -422,6 +489,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_simulator_service_pb2.CountExchangesResponse, _abc.Awaitable[_simulator_service_pb2.CountExchangesResponse]]:
         """Counts recorded exchanges that pass a filter (evicted ones are not counted; see JournalStats).
         Errors: INVALID_ARGUMENT (bad parent or filter), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -434,6 +502,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         passes, then says what was seen. A timeout is not an error: `satisfied` is false.
         Errors: INVALID_ARGUMENT (bad parent, filter, count or timeout), NOT_FOUND
         (SESSION_NOT_FOUND; also when the session is deleted while waiting).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -446,6 +515,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         client can replay what already happened and resume after a disconnect.
         The stream ends with OK when the session is deleted or the daemon stops.
         Errors: INVALID_ARGUMENT (bad parent, filter or start_sequence), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
     @_abc_1.abstractmethod
@@ -459,6 +529,7 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
         close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
         (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 
 def add_SimulatorServiceServicer_to_server(servicer: SimulatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

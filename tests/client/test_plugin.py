@@ -6,14 +6,18 @@ imported first (httpcore internals, grpc pieces) and breaks exception identity f
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from simulatord_client import Simulator
+from simulatord_client.pytest_plugin import _session_id
 
 pytest_plugins = ["pytester"]
 
 ISOLATION = """
 import os
+import re
 import httpx
 import pytest
 
@@ -26,7 +30,7 @@ def test_isolated(sim_session, n):
     assert sim_session.count() == n + 1
     assert [r.headers["x-who"] for r in sim_session.exchanges()] == [f"{worker}-{n}"] * (n + 1)
     assert sim_session.tenant.startswith("pytest-") and sim_session.tenant.endswith(f"-{worker}")
-    assert sim_session.id.startswith(f"test-isolated-{n}-")
+    assert re.fullmatch(f"test-isolated-{n}-[a-z2-7]{{26}}", sim_session.id)
     assert sim_session.get().labels["pytest-test"] == f"test_isolated_{n}_"
     expected = os.environ.get("EXPECTED_ADDRESS")
     if expected:
@@ -62,9 +66,27 @@ def test_typo(sim_session):
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     # The outer run may itself be an xdist worker or point at a daemon; inner runs must not inherit that.
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT", "SIMULATORD_ADDRESS"):
+    for name in (
+        "PYTEST_XDIST_WORKER",
+        "PYTEST_XDIST_TESTRUNUID",
+        "PYTEST_XDIST_WORKER_COUNT",
+        "SIMULATORD_ADDRESS",
+        "SIMULATORD_TOKEN",
+        "SIMULATORD_TENANT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
+
+
+@pytest.mark.parametrize("name", ["test_x", "test_" + "very_long_name_" * 10, "test_p[ünïcode-1]", "___"])
+def test_session_ids_keep_a_readable_prefix_and_128_random_bits(name: str) -> None:
+    # The session URL is what the code under test reaches the session by, so ids must be unguessable.
+    ids = {_session_id(name) for _ in range(200)}
+    assert len(ids) == 200
+    for session_id in ids:
+        assert re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", session_id), session_id  # a valid id
+        prefix, _, random = session_id.rpartition("-")
+        assert re.fullmatch("[a-z2-7]{26}", random) and prefix.startswith("test")
 
 
 def test_embedded_daemon_by_default(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch) -> None:

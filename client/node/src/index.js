@@ -119,6 +119,20 @@ function nameOf(session) {
 }
 
 /**
+ * A grpc-js interceptor adding `authorization: Bearer <token>` to every call's metadata.
+ * @param {string} token
+ * @returns {grpc.Interceptor}
+ */
+function bearer(token) {
+  return (options, nextCall) => new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set('authorization', `Bearer ${token}`);
+      next(metadata, listener);
+    },
+  });
+}
+
+/**
  * A connection to one simulatord daemon.
  *
  * Messages are plain objects with camelCase field names; int64 fields are numbers,
@@ -131,14 +145,21 @@ export class Simulator {
    * @param {object} [options]
    * @param {grpc.ChannelCredentials} [options.credentials]  Default: plaintext, as the daemon serves on loopback.
    * @param {number} [options.deadlineMs=30000]  Deadline of each unary call.
-   * @param {object} [options.channelOptions]    Passed to grpc-js.
+   * @param {string} [options.token]             Bearer token for a daemon started with `--auth`; default
+   *   `$SIMULATORD_TOKEN`, `''` sends none. Every call carries it, watch streams and calls made on `.grpc` too.
+   * @param {object} [options.channelOptions]    Passed to grpc-js (its `interceptors` run after the token's).
    */
-  constructor(address, { credentials = grpc.credentials.createInsecure(), deadlineMs = 30_000, channelOptions = {} } = {}) {
+  constructor(address, { credentials = grpc.credentials.createInsecure(), deadlineMs = 30_000, token = process.env.SIMULATORD_TOKEN ?? '', channelOptions = {} } = {}) {
     const Service = serviceConstructor();
     this.address = address;
     this.deadlineMs = deadlineMs;
+    /** @type {any} */
+    const options = { ...channelOptions };
+    // An interceptor rather than per-call metadata, so that calls made directly on `.grpc` carry the token too.
+    // Trimmed: a token read from a file or a secret often ends in a newline, which metadata refuses.
+    if (token.trim()) options.interceptors = [bearer(token.trim()), ...(options.interceptors ?? [])];
     /** The underlying grpc-js client, for anything this layer does not cover. */
-    this.grpc = new Service(address, credentials, channelOptions);
+    this.grpc = new Service(address, credentials, options);
   }
 
   /** Closes the channel; open calls are cancelled. */

@@ -37,7 +37,7 @@ from simulatord_client import operations as ops
 from simulatord_client.builders import StubLike, StubOptions, stub
 from simulatord_client.errors import from_rpc_error, hide_client_frames
 from simulatord_client.exchanges import Exchange, FilterOptions
-from simulatord_client.rpc import Method, Operation, Req, Resp, Rpc, T, advance
+from simulatord_client.rpc import Method, Operation, Req, Resp, Rpc, T, advance, auth_metadata
 from simulatord_client.session_core import SessionCore, SessionOptions
 from simulatord_client.stub_refs import StubRef, StubRefLike
 
@@ -51,12 +51,15 @@ if TYPE_CHECKING:
 class AsyncSimulator:
     """An asyncio connection to a simulatord daemon; the channel is made on first use, in the running loop.
 
+    `token`: as for `Simulator` (default: $SIMULATORD_TOKEN; "" sends none), on every call and watch stream.
+
     Example: `async with AsyncSimulator(address) as sim: async with sim.session() as s: ...`
     """
 
-    def __init__(self, address: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, address: str, *, timeout: float = 10.0, token: str | None = None) -> None:
         self.address = address
         self.timeout = timeout
+        self.metadata = auth_metadata(token)
         self._channel: grpc.aio.Channel | None = None
         self._stub: SimulatorServiceAsyncStub | None = None
 
@@ -76,7 +79,7 @@ class AsyncSimulator:
         # the method, with the same request and response types.
         multicallable = cast("grpc.aio.UnaryUnaryMultiCallable[Req, Resp]", method(self.stub))
         try:
-            return await multicallable(request, timeout=timeout or self.timeout)
+            return await multicallable(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, self.address) from None
 
@@ -226,7 +229,8 @@ class AsyncSession(SessionCore):
     ) -> AsyncExchangeStream:
         """Live exchanges as an async iterator; see `Session.watch()`."""
         request = ops.watch_request(self.name, start, filter)
-        return AsyncExchangeStream(self.simulator.stub.WatchExchanges(request, timeout=timeout), self.simulator.address)
+        call = self.simulator.stub.WatchExchanges(request, timeout=timeout, metadata=self.simulator.metadata)
+        return AsyncExchangeStream(call, self.simulator.address)
 
     async def verification(self) -> pb.VerifySessionResponse:
         """The raw verification report."""

@@ -32,7 +32,7 @@ from simulatord_client import operations as ops
 from simulatord_client.builders import StubLike, StubOptions, stub
 from simulatord_client.errors import from_rpc_error, hide_client_frames
 from simulatord_client.exchanges import Exchange, FilterOptions
-from simulatord_client.rpc import Method, Operation, Req, Resp, Rpc, T, advance
+from simulatord_client.rpc import Method, Operation, Req, Resp, Rpc, T, advance, auth_metadata
 from simulatord_client.session_core import SessionCore, SessionOptions
 from simulatord_client.stub_refs import StubRef, StubRefLike
 
@@ -92,6 +92,9 @@ class _Heartbeats:
 class Simulator:
     """A connection to a simulatord daemon's gRPC address (`host:port`, the `grpc=` of its ready line).
 
+    `token`: the bearer token for a daemon started with `--auth` (default: $SIMULATORD_TOKEN; "" sends none).
+    Every call carries it, heartbeats and watch streams too; `metadata` holds it for calls made on `stub`.
+
     Example::
 
         with Simulator("127.0.0.1:50051") as sim:
@@ -99,9 +102,12 @@ class Simulator:
                 ...
     """
 
-    def __init__(self, address: str, *, timeout: float = 10.0, channel: grpc.Channel | None = None) -> None:
+    def __init__(
+        self, address: str, *, timeout: float = 10.0, channel: grpc.Channel | None = None, token: str | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
+        self.metadata = auth_metadata(token)
         self._owns_channel = channel is None
         self.channel = channel if channel is not None else grpc.insecure_channel(address)
         self.stub = pb_grpc.SimulatorServiceStub(self.channel)
@@ -111,7 +117,7 @@ class Simulator:
         """Makes one unary call, turning a gRPC failure into a `SimulatorError`; also reaches RPCs this client
         does not wrap: `sim.call(lambda stub: stub.SendWebSocketMessage, request)`."""
         try:
-            return method(self.stub)(request, timeout=timeout or self.timeout)
+            return method(self.stub)(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, self.address) from None
 
@@ -292,7 +298,8 @@ class Session(SessionCore):
                         break
         """
         request = ops.watch_request(self.name, start, filter)
-        return ExchangeStream(self.simulator.stub.WatchExchanges(request, timeout=timeout), self.simulator.address)
+        call = self.simulator.stub.WatchExchanges(request, timeout=timeout, metadata=self.simulator.metadata)
+        return ExchangeStream(call, self.simulator.address)
 
     def verification(self) -> pb.VerifySessionResponse:
         """The raw verification report (never raises on failed expectations)."""

@@ -98,7 +98,7 @@ class AlreadyExistsError(SimulatorError):
 
 
 class PermissionDeniedError(SimulatorError):
-    """The caller may not do this."""
+    """The caller may not do this: with `--auth`, the token may not use the tenant (reason TENANT_FORBIDDEN)."""
 
 
 class ResourceExhaustedError(SimulatorError):
@@ -134,7 +134,8 @@ class DataLossError(SimulatorError):
 
 
 class UnauthenticatedError(SimulatorError):
-    """The caller is not authenticated."""
+    """The daemon runs with `--auth` and the call had no token (TOKEN_MISSING) or one it refused (TOKEN_INVALID):
+    set SIMULATORD_TOKEN, or pass `token=`."""
 
 
 _CLASSES: dict[grpc.StatusCode, type[SimulatorError]] = {
@@ -206,16 +207,26 @@ def hide_client_frames(excinfo: object) -> bool:
 
 
 def _message(code: grpc.StatusCode, details: str, reason: str, violations: list[FieldViolation], address: str) -> str:
+    where = f" at {address}" if address else ""
+    tag = f"{code.name}, {reason}" if reason and reason != code.name else code.name
     if code == grpc.StatusCode.UNAVAILABLE:
-        where = f" at {address}" if address else ""
         return f"cannot reach simulatord{where} (is it running? see `simulatord serve`): {details}"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        # The daemon runs with --auth; what the test author needs to know is where the token comes from.
+        if reason == "TOKEN_MISSING":
+            return f"simulatord{where} requires a token: set SIMULATORD_TOKEN (or pass token=...) [{tag}]"
+        return f"simulatord{where} refused the token ({details}): check SIMULATORD_TOKEN (or token=...) [{tag}]"
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return (
+            f"{details}: use a tenant this token may use (session(tenant=...), --simulatord-tenant or "
+            f"SIMULATORD_TENANT) or a token for this one [{tag}]"
+        )
     if violations:
         prefix = _REASON_TEXT.get(reason, reason.lower().replace("_", " ") or "invalid argument")
         if len(violations) == 1:
             return f"{prefix}: {violations[0].field}: {violations[0].description}"
         lines = "\n".join(f"  - {v.field}: {v.description}" for v in violations)
         return f"{prefix} ({len(violations)} problems):\n{lines}"
-    tag = f"{code.name}, {reason}" if reason and reason != code.name else code.name
     return f"{details or 'simulatord call failed'} [{tag}]"
 
 

@@ -4,8 +4,10 @@ Fixtures:
 
 - `simulatord_address` (session scope): the gRPC address in use - `--simulatord-address` or
   `SIMULATORD_ADDRESS` when given, else an `EmbeddedDaemon` started once per process (per xdist worker).
-- `simulator` (session scope): a `Simulator` on that address.
-- `sim_session`: a new `Session` per test in this run's tenant, deleted afterwards; verified at teardown
+- `simulator` (session scope): a `Simulator` on that address, with the token of `--simulatord-token` or
+  `SIMULATORD_TOKEN` (for a daemon started with `--auth`).
+- `sim_session`: a new `Session` per test in this run's tenant (`--simulatord-tenant` or `SIMULATORD_TENANT`
+  when given: a token scoped to tenants needs one of them), deleted afterwards; verified at teardown
   with `@pytest.mark.simulatord(verify=True)` or `--simulatord-verify` (only when the test passed).
 - `mock_http_server`: a `MockHttpServer` over `sim_session`, for suites written against a mock server.
 
@@ -18,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -49,6 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="gRPC address of a running simulatord (default: $SIMULATORD_ADDRESS, else start one per process)",
     )
     group.addoption(
+        "--simulatord-token",
+        default=None,
+        help="bearer token for a daemon started with --auth (default: $SIMULATORD_TOKEN)",
+    )
+    group.addoption(
         "--simulatord-verify",
         action="store_true",
         default=False,
@@ -57,7 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--simulatord-tenant",
         default=None,
-        help="tenant for sim_session (default: pytest-{run id}-{xdist worker})",
+        help="tenant for sim_session (default: $SIMULATORD_TENANT, else pytest-{run id}-{xdist worker})",
     )
     group.addoption(
         "--simulatord-daemon-args",
@@ -72,7 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "simulatord(verify=False, tenant=None, ttl=None, labels=None, stubs=None, unmatched_status=0, template=''):"
         " settings of this test's sim_session",
     )
-    config.stash[_TENANT] = config.getoption("simulatord_tenant") or _run_tenant()
+    tenant = config.getoption("simulatord_tenant") or os.environ.get("SIMULATORD_TENANT")
+    config.stash[_TENANT] = tenant or _run_tenant()
 
 
 def _run_tenant() -> str:
@@ -84,9 +93,12 @@ def _run_tenant() -> str:
 
 
 def _session_id(test_name: str) -> str:
-    # Readable ids (`test-login-fails-3fa2c1`) make a leftover session easy to trace back to its test.
-    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:48].strip("-") or "test"
-    return f"{slug}-{secrets.token_hex(3)}"
+    # A readable prefix (`test-login-fails-...`) makes a leftover session easy to trace back to its test; the
+    # 128 random bits after it make the id unguessable, for the session's URL is all the code under test needs
+    # to reach (and read or disturb) it. 36 + 1 + 26 characters: the 63 an id may have.
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:36].strip("-") or "test"
+    random = base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+    return f"{slug}-{random}"
 
 
 def _label(text: str) -> str:
@@ -119,11 +131,12 @@ def simulatord_address(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def simulator(simulatord_address: str) -> Iterator[Simulator]:
+def simulator(request: pytest.FixtureRequest, simulatord_address: str) -> Iterator[Simulator]:
     """A `Simulator` connected to the daemon of this test process."""
     from simulatord_client.client import Simulator
 
-    with Simulator(simulatord_address) as sim:
+    # None leaves the token to Simulator, which reads SIMULATORD_TOKEN.
+    with Simulator(simulatord_address, token=request.config.getoption("simulatord_token")) as sim:
         yield sim
 
 

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
@@ -25,6 +26,9 @@ from simulatord_client.errors import hide_client_frames
 
 # A SimulatorError or a failed wait or verification points at the test's line, not at these frames.
 __tracebackhide__ = hide_client_frames
+
+#: The environment variable both drivers (and the pytest plugin) read the bearer token from.
+TOKEN_ENV = "SIMULATORD_TOKEN"
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -53,6 +57,16 @@ def call(method: Method[Req, Resp], request: Req, timeout: float | None = None) 
     """Inside an operation, one call and its typed reply: `reply = yield from call(lambda s: s.GetStub, request)`."""
     reply: Resp = yield Rpc(method, request, timeout)
     return reply
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The metadata every call carries for a daemon started with `--auth`: `authorization: Bearer <token>`, the
+    token being `token` or, when None, $SIMULATORD_TOKEN; None when there is none. A daemon without `--auth`
+    ignores the token, so setting one does no harm."""
+    if token is None:
+        token = os.environ.get(TOKEN_ENV, "")
+    token = token.strip()  # a token read from a file or a secret often ends in a newline, which metadata refuses
+    return (("authorization", f"Bearer {token}"),) if token else None
 
 
 @dataclass(frozen=True)
