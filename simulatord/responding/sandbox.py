@@ -32,10 +32,10 @@ if TYPE_CHECKING:
     from jinja2.runtime import Context
     from jinja2.sandbox import SandboxedEnvironment
 
-INLINE_SECONDS = 0.002  # the most a rendering may hold the event loop; longer ones move to the sandbox's thread
+INLINE_SECONDS = 0.001  # the most a rendering may hold the event loop; longer ones move to the sandbox's thread
 MAX_RENDER_SECONDS = 0.1  # one rendering's budget on that thread, not counting the pauses
-SLICE_SECONDS = 0.002  # how long it runs there before stepping aside
-PAUSE_SECONDS = 0.0005  # and for how long
+SLICE_SECONDS = 0.001  # how long it runs there before stepping aside
+PAUSE_SECONDS = 0.001  # and for how long
 MAX_VALUE_SIZE = 1 << 20  # characters, bytes or items of any one value a template builds: one step stays short
 MAX_OUTPUT_CHARS = 16 << 20  # of one rendered template
 MAX_INT_BITS = 4096
