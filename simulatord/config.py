@@ -3,35 +3,60 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+
+def _flag(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """A setting that `simulatord serve` takes as `--name` (falling back to SIMULATORD_NAME)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    http_port: int = 8080
-    grpc_port: int = 50051
-    public_url: str = ""  # base of session URLs; default http://{host}:{http_port}
-    host_suffix: str = "localhost"
-    templates: Path | None = None
-    default_ttl: float = 3600.0
-    max_sessions: int = 10_000
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_stream_seconds: float = 600.0  # streams and hangs that do not end by themselves end after this
-    tls_cert: Path | None = None  # with tls_key: serve HTTPS, HTTP/2 negotiated by ALPN
-    tls_key: Path | None = None
-    journal_max_exchanges: int = 10_000
-    journal_max_bytes: int = 64 * 1024 * 1024
+    """Everything the daemon is configured with; the fields with help text are `simulatord serve`'s flags."""
+
+    host: str = _flag("127.0.0.1", "address to listen on")
+    http_port: int = _flag(8080, "HTTP port, 0 picks a free one")
+    grpc_port: int = _flag(50051, "gRPC port, 0 picks a free one")
+    public_url: str = _flag("", "base of session URLs as clients reach them, e.g. http://simulatord:8080")
+    host_suffix: str = _flag("localhost", "domain for Host routing: {session}.{tenant}.SUFFIX")
+    templates: Path | None = _flag(None, "directory of session templates (*.json, *.yaml)")
+    default_ttl: float = _flag(3600.0, "seconds a session lives without RefreshSession")
+    max_sessions: int = _flag(10_000, "sessions the daemon holds at most")
+    max_sessions_per_tenant: int = _flag(1000, "so that one tenant cannot take every slot of --max-sessions")
+    max_body_bytes: int = _flag(16 * 1024 * 1024, "largest request body accepted; larger ones get 413")
+    request_read_timeout: float = _flag(30.0, "seconds to receive a request's body; slower ones get 408")
+    max_stream_seconds: float = _flag(600.0, "streams and hangs that do not end by themselves end after this")
+    tls_cert: Path | None = _flag(None, "PEM certificate: serve HTTPS (HTTP/2 by ALPN) instead of HTTP")
+    tls_key: Path | None = _flag(None, "PEM private key for --tls-cert")
+    journal_max_exchanges: int = _flag(10_000, "default journal bound per session")
+    journal_max_bytes: int = _flag(64 * 1024 * 1024, "default journal bound per session")
     journal_max_body_bytes: int = 1024 * 1024
-    journal_budget_bytes: int = 512 * 1024 * 1024  # every journal together; the largest evict first past it
-    max_sessions_per_tenant: int = 1000
-    request_read_timeout: float = 30.0  # seconds to receive a request body
-    redact_headers: str = ""  # comma-separated request header names the journal records as [redacted]
+    journal_budget_bytes: int = _flag(512 * 1024 * 1024, "what all journals keep together; past it the largest evict")
+    redact_headers: str = _flag(
+        "",
+        "request headers whose values every journal records as [redacted], comma-separated, e.g. "
+        "authorization,x-api-key,cookie (sessions may add their own)",
+    )
+    auth: Path | None = _flag(
+        None,
+        "JSON or YAML file of bearer tokens and the tenants each may use; without it any client may use every tenant",
+    )
+    server: str = _flag(
+        "hypercorn",
+        "ASGI server: hypercorn (HTTP/1.1, h2c, HTTP/2 over TLS) or uvicorn with httptools (HTTP/1.1 only, faster; "
+        "pip install 'simulatord[fast]')",
+        ("hypercorn", "uvicorn"),
+    )
+    log_level: str = _flag("WARNING", "DEBUG, INFO, WARNING or ERROR")
     sweep_interval: float = 1.0
-    log_level: str = "WARNING"
-    server: str = "hypercorn"  # or "uvicorn" (the `fast` extra): HTTP/1.1 and WebSockets only
-    auth: Path | None = None  # tokens and their tenants; None: the control plane is open (private networks only)
+
+
+def flags() -> list[Field[Any]]:
+    """The settings `simulatord serve` takes as flags, in the order of its help."""
+    return [f for f in fields(Settings) if "help" in f.metadata]
 
 
 ENV_PREFIX = "SIMULATORD_"
@@ -48,4 +73,4 @@ def env_default(name: str, default: object) -> object:
         return int(raw)
     if isinstance(default, float):
         return float(raw)
-    return raw
+    return raw or default

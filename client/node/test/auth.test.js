@@ -6,22 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { Simulator, SimulatorError, status } from '../src/index.js';
+import { Simulator, status } from '../src/index.js';
+import { rejection } from './assertions.js';
 import { startDaemon } from './daemon.js';
 
 const TEAM_A = 'node-team-a-token-0123456789';
 const TEAM_B = 'node-team-b-token-0123456789';
-
-/** Asserts that `promise` rejects with a SimulatorError and returns it for further checks. */
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof SimulatorError, `expected a SimulatorError, got ${err?.stack ?? err}`);
-    return err;
-  }
-  assert.fail('expected the call to fail');
-}
 
 describe('simulatord Node client with tokens, against a daemon started with --auth', () => {
   let daemon;

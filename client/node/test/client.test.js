@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { Simulator, SimulatorError, fromJsonValue, jsonValue, status, toDate } from '../src/index.js';
+import { Simulator, fromJsonValue, jsonValue, status, toDate } from '../src/index.js';
+import { rejection } from './assertions.js';
 import { startDaemon } from './daemon.js';
 
 /** Resolves with the iterator's next value, or rejects after `ms` so a silent stream fails the test instead of hanging it. */
@@ -16,17 +17,6 @@ async function nextWithin(iterator, ms, what) {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Asserts that `promise` rejects with a SimulatorError and returns it for further checks. */
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof SimulatorError, `expected a SimulatorError, got ${err?.stack ?? err}`);
-    return err;
-  }
-  assert.fail('expected the call to fail');
 }
 
 describe('simulatord Node client against a real daemon', () => {
