@@ -17,6 +17,10 @@ class Route:
     key: SessionKey
     path: str  # below the session's base URL, starting with "/"
     routing: Routing
+    # Found here because routing reads every header name anyway: both Content-Length and Transfer-Encoding
+    # (RFC 9112 6.3 says to treat it as an error and close), and whether a body is announced at all.
+    ambiguous_framing: bool = False
+    announces_body: bool = True
 
 
 def _key_from_name(name: str) -> SessionKey | None:
@@ -49,14 +53,24 @@ def route(
     path: str, headers: list[tuple[bytes, bytes]], host_suffix: str, raw_path: bytes | None = None
 ) -> Route | None:
     """Reads the addressing of one request; None when it addresses no session at all."""
-    host = b""
+    host = routing = b""
+    length = chunked = False
+    announced = False  # a body follows the headers (HTTP/2 may send one without either header: see edge)
     for name, value in headers:
-        if name == ROUTING_HEADER:
-            key = _key_from_name(value.decode("latin-1"))
-            if key is not None:
-                return Route(key, path, Routing.HEADER)
-        elif name == b"host":
+        if name == b"host":
             host = value
+        elif name == b"content-length":
+            length = True
+            announced = announced or value.strip() != b"0"
+        elif name == b"transfer-encoding":
+            chunked = announced = True
+        elif name == ROUTING_HEADER:
+            routing = value
+    ambiguous = length and chunked
+    if routing:
+        key = _key_from_name(routing.decode("latin-1"))
+        if key is not None:
+            return Route(key, path, Routing.HEADER, ambiguous, announced)
     if host and host_suffix:
         # Host names are case-insensitive and may end in the root's dot (RFC 9110 4.2.3, RFC 1034 3.1).
         hostname = host.decode("latin-1").rsplit(":", 1)[0].lower().removesuffix(".") if host[:1] != b"[" else ""
@@ -64,12 +78,12 @@ def route(
         if hostname.endswith(suffix):
             labels = hostname[: -len(suffix)].split(".")
             if len(labels) == 2 and valid_id(labels[0]) and valid_id(labels[1]):
-                return Route(SessionKey(labels[1], labels[0]), path, Routing.HOST)
+                return Route(SessionKey(labels[1], labels[0]), path, Routing.HOST, ambiguous, announced)
     if path.startswith(PREFIX):
         parts = path.split("/", 5)  # "", "tenants", t, "sessions", s, rest
         if len(parts) >= 5 and parts[3] == "sessions" and (key := _path_key(parts[2], parts[4])) is not None:
             if raw_path is not None and b"%" in raw_path and _escaped_prefix(raw_path, parts):
                 return None
             rest = "/" + parts[5] if len(parts) == 6 else "/"
-            return Route(key, rest, Routing.PATH_PREFIX)
+            return Route(key, rest, Routing.PATH_PREFIX, ambiguous, announced)
     return None
