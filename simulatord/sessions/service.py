@@ -292,12 +292,13 @@ class Simulator:
                 cursor = exchange.sequence + 1
                 if filt.accepts(exchange):
                     yield exchange
-            if journal.closed:
-                return
             # Appended while this generator was suspended at a `yield`: nobody was waiting then, so no wake-up
-            # is pending for it; look again instead of waiting.
+            # is pending for it; look again before waiting, and before ending on a close that came meanwhile
+            # (the exchanges recorded while the daemon drained are a watcher's too).
             if cursor < journal.next_sequence or journal.generation != generation:
                 continue
+            if journal.closed:
+                return
             await journal.wait_for_change()
 
     # --- WebSockets ------------------------------------------------------------------------------

@@ -66,3 +66,19 @@ def test_a_stall_of_the_daemon_extends_every_lease_before_the_sweep() -> None:
     assert sim.session(KEY).expire_time == 1000.0 + 6.0 + 11.0
     now[0] += 6.5  # no refresh since: now the lease has really run out
     assert sim.sweep_expired() == 1
+
+
+def test_a_close_while_the_watcher_is_suspended_at_yield_still_delivers_what_came_before_it() -> None:
+    """Drain: exchanges recorded while the daemon stops reach the watcher before its stream ends."""
+
+    async def scenario() -> list[str]:
+        sim = simulator()
+        record(sim, "/one")
+        watch = sim.watch_exchanges(KEY, ExchangeFilter(), 1)
+        seen = [await anext(watch)]
+        record(sim, "/two")  # the generator is suspended at its yield of /one: then the journal closes
+        sim.close()
+        seen += [item async for item in watch]
+        return [item.request.path for item in seen if not isinstance(item, int)]
+
+    assert asyncio.run(scenario()) == ["/one", "/two"]
