@@ -52,15 +52,23 @@ class SessionKey:
         return f"{self.name}/exchanges/{sequence}"
 
 
-def parse_tenant(parent: str, field: str = "parent", allow_wildcard: bool = False) -> str:
-    parts = parent.split("/")
-    if len(parts) != 2 or parts[0] != "tenants":
-        raise invalid(field, f"must be 'tenants/{{tenant}}', got {parent!r}")
-    if allow_wildcard and parts[1] == "-":
-        return "-"
-    if not valid_id(parts[1]):
+WILDCARD = "-"  # `tenants/-`: every tenant, for listings
+
+
+def tenant_of(name: str, field: str = "name", allow_wildcard: bool = False) -> str:
+    """The tenant of any resource name: `tenants/{tenant}` or a resource below it."""
+    parts = name.split("/", 2)
+    if len(parts) < 2 or parts[0] != "tenants":
+        raise invalid(field, f"must start with 'tenants/{{tenant}}', got {name!r}")
+    if not (valid_id(parts[1]) or (allow_wildcard and parts[1] == WILDCARD)):
         raise invalid(field, f"tenant id {parts[1]!r} {ID_RULE}")
     return parts[1]
+
+
+def parse_tenant(parent: str, field: str = "parent", allow_wildcard: bool = False) -> str:
+    if parent.count("/") != 1:
+        raise invalid(field, f"must be 'tenants/{{tenant}}', got {parent!r}")
+    return tenant_of(parent, field, allow_wildcard)
 
 
 def parse_session(name: str, field: str = "name") -> SessionKey:

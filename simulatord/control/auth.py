@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from simulatord.errors import PermissionDenied, Unauthenticated
-from simulatord.names import ID_RULE, valid_id
+from simulatord.names import ID_RULE, WILDCARD, valid_id
 
 MIN_TOKEN_LENGTH = 16
 # Visible ASCII only: what gRPC metadata and an HTTP header can carry without escaping, and no spaces, which
@@ -33,7 +33,6 @@ MIN_TOKEN_LENGTH = 16
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _ENTRY_KEYS = ("name", "token", "sha256", "tenants", "admin")
-WILDCARD = "-"  # `tenants/-`: ListSessions across tenants, filtered to what the token may use
 
 
 class AuthFileError(Exception):

@@ -9,21 +9,21 @@ from typing import Any, TypeVar
 
 import grpc
 
-from simulatord.control.auth import WILDCARD, Credentials
+from simulatord.control.auth import Credentials
 from simulatord.control.convert import exchanges, sessions, stubs, websockets
 from simulatord.control.convert.scalars import seconds
 from simulatord.control.errors import internal_status, to_status
 from simulatord.control.templates import merge
 from simulatord.errors import SimulatorError, SpecErrors, invalid
 from simulatord.names import (
-    ID_RULE,
+    WILDCARD,
     SessionKey,
     new_session_id,
     parse_child,
     parse_exchange,
     parse_session,
     parse_tenant,
-    valid_id,
+    tenant_of,
 )
 from simulatord.sessions import connections
 from simulatord.sessions.journal import ExchangeFilter
@@ -52,21 +52,14 @@ def request_tenant(request: Any) -> str:
     """The tenant a SimulatorService request names, in its `parent`, its `name` or (ReplaceStub) its `stub.name`:
     `tenants/{tenant}` or a resource below it; `-` when ListSessions lists across tenants."""
     fields = request.DESCRIPTOR.fields_by_name
-    value: str
     if "parent" in fields:
-        where, value = "parent", request.parent
-    elif "name" in fields:
-        where, value = "name", request.name
-    elif isinstance(request, pb.ReplaceStubRequest):
-        where, value = "stub.name", request.stub.name
-    else:  # an RPC added without a resource must say whose it is before anyone may call it: INTERNAL until then
-        raise TypeError(f"{type(request).__name__} names no tenant")
-    parts = value.split("/")
-    if len(parts) < 2 or parts[0] != "tenants":
-        raise invalid(where, f"must start with 'tenants/{{tenant}}', got {value!r}")
-    if not (valid_id(parts[1]) or parts[1] == WILDCARD):
-        raise invalid(where, f"tenant id {parts[1]!r} {ID_RULE}")
-    return parts[1]
+        return tenant_of(request.parent, "parent", allow_wildcard=True)
+    if "name" in fields:
+        return tenant_of(request.name, "name", allow_wildcard=True)
+    if isinstance(request, pb.ReplaceStubRequest):
+        return tenant_of(request.stub.name, "stub.name", allow_wildcard=True)
+    # An RPC added without a resource must say whose it is before anyone may call it: INTERNAL until then.
+    raise TypeError(f"{type(request).__name__} names no tenant")
 
 
 def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:

@@ -48,11 +48,12 @@ class SlowBodies:
         self._tick = 0
         self._deadlines: dict[asyncio.Task[Any], int] = {}
         self._stopped: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._reaper: asyncio.Task[None] | None = None
 
     def begin(self) -> asyncio.Task[Any]:
         """Starts the clock of the current task's read; returns the task, for `end`."""
-        if self._reaper is None:
+        if self._loop is None:
             self._loop = asyncio.get_running_loop()
             self._reaper = self._loop.create_task(self._reap())
         task = asyncio.current_task(self._loop)
@@ -60,14 +61,17 @@ class SlowBodies:
         self._deadlines[task] = self._tick + self._ticks
         return task
 
-    def end(self, task: asyncio.Task[Any]) -> bool:
-        """Forgets the read; True when it was stopped for its deadline (its cancellation is then undone)."""
+    def stopped(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the task's cancellation was this reaper's, for its deadline; if so it is undone."""
+        if task not in self._stopped:
+            return False
+        self._stopped.discard(task)
+        task.uncancel()
+        return True
+
+    def end(self, task: asyncio.Task[Any]) -> None:
         self._deadlines.pop(task, None)
-        if task in self._stopped:
-            self._stopped.discard(task)
-            task.uncancel()
-            return True
-        return False
+        self._stopped.discard(task)  # a read that ended as the reaper stopped it: its cancel was never seen
 
     async def _reap(self) -> None:
         while True:
@@ -112,7 +116,7 @@ async def read_body(receive: Receive, limit: int, slow: SlowBodies, announced: b
             if not message.get("more_body", False):
                 return b"".join(chunks) if len(chunks) != 1 else chunks[0]
     except asyncio.CancelledError:
-        if slow.end(task):
+        if slow.stopped(task):
             raise BodyTooSlow(size) from None
         raise
     finally:

@@ -99,17 +99,29 @@ class Reply:
         """Bytes of body that went out."""
         return len(self.body) if self.sent_bytes is None else self.sent_bytes
 
+    def explain(self, status: int, reason: str, message: str, headers: Sequence[tuple[str, str]] = ()) -> Reply:
+        """Becomes the daemon's own answer saying what went wrong (a JSON body); the journal records `message`.
+        In place, because the behaviour chain and the journal hold this very reply."""
+        self.status = status
+        self.headers = [("content-type", "application/json"), *headers]
+        self.body = json.dumps({"error": message, "reason": reason}).encode()
+        self.error = message
+        return self
+
+    def not_sent(self) -> Reply:
+        """What the journal records of a reply none of which is known to have gone out: no status, no body."""
+        self.status, self.headers, self.sent_bytes = 0, [], 0
+        return self
+
 
 def json_reply(status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()) -> Reply:
     """A reply the daemon writes itself (errors, near misses): a JSON body."""
     return Reply(status, [("content-type", "application/json"), *headers], json.dumps(payload).encode())
 
 
-def error_reply(reason: str, message: str, headers: Sequence[tuple[str, str]] = ()) -> Reply:
-    """The 500 that explains what went wrong while serving; the journal records the same message."""
-    reply = json_reply(500, {"error": message, "reason": reason}, headers)
-    reply.error = message
-    return reply
+def error_reply(reason: str, message: str, headers: Sequence[tuple[str, str]] = (), status: int = 500) -> Reply:
+    """The answer that explains what went wrong (a 500 unless said otherwise); the journal records `message`."""
+    return Reply(status, ()).explain(status, reason, message, headers)
 
 
 def response_spec(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from enum import StrEnum
@@ -133,12 +132,11 @@ class Out:
         answered with a 503 when nothing was sent yet and otherwise by closing the connection."""
         if self.gone:
             return End.CLIENT_DISCONNECTED
-        reply.error = "the daemon stopped before this response was complete"
+        message = "the daemon stopped before this response was complete"
         if not self.started:
-            body = json.dumps({"error": reply.error, "reason": "DAEMON_STOPPING"}).encode()
-            headers = [("content-type", "application/json"), ("retry-after", "1"), ("connection", "close")]
-            reply.status, reply.headers, reply.body = 503, headers, body
-            return await self.whole(reply)
+            headers = [("retry-after", "1"), ("connection", "close")]
+            return await self.whole(reply.explain(503, "DAEMON_STOPPING", message, headers))
+        reply.error = message
         with contextlib.suppress(NoRawConnection):
             self.connection().close()
         return End.ABORTED
@@ -198,9 +196,8 @@ class Out:
 async def unsupported(out: Out, reply: Reply, exc: NoRawConnection) -> End:
     """Says loudly that a fault cannot be performed here, rather than answer something nobody programmed."""
     log.error("cannot perform a fault: %s", exc)
-    reply.error = f"the fault could not be performed: {exc}"
+    message = f"the fault could not be performed: {exc}"
     if out.started:
+        reply.error = message
         return End.ABORTED
-    body = json.dumps({"error": reply.error, "reason": "FAULT_UNSUPPORTED"}).encode()
-    reply.status, reply.headers, reply.body = 500, [("content-type", "application/json")], body
-    return await out.whole(reply)
+    return await out.whole(reply.explain(500, "FAULT_UNSUPPORTED", message))

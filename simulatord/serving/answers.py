@@ -1,4 +1,5 @@
-"""The answers the daemon writes itself: no stub matched, no such session, a body over the daemon's limit."""
+"""The answers the daemon writes itself: no stub matched, no such session, a request refused before any stub is
+tried (a body too large or too slow, ambiguous framing)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from simulatord.matching.near_misses import NearMiss, describe_mismatches
 from simulatord.matching.request import HttpRequest
 from simulatord.names import SessionKey
-from simulatord.responding.reply import Reply, json_reply
+from simulatord.responding.reply import Reply, error_reply, json_reply
 
 UNMATCHED_HEADER = ("x-simulatord-unmatched", "true")
 
@@ -41,22 +42,16 @@ _CLOSE = (("connection", "close"),)
 
 def body_too_large(limit: int) -> Reply:
     message = f"request body exceeds the daemon's limit of {limit} bytes"
-    reply = json_reply(413, {"error": message, "reason": "BODY_TOO_LARGE"}, _CLOSE)
-    reply.error = message
-    return reply
+    return error_reply("BODY_TOO_LARGE", message, _CLOSE, status=413)
 
 
 def body_too_slow(timeout: float) -> Reply:
     message = f"the request body did not arrive within {timeout:g} seconds"
-    reply = json_reply(408, {"error": message, "reason": "BODY_TOO_SLOW"}, _CLOSE)
-    reply.error = message
-    return reply
+    return error_reply("BODY_TOO_SLOW", message, _CLOSE, status=408)
 
 
 def ambiguous_framing() -> Reply:
     message = (
         "a request with both Content-Length and Transfer-Encoding is refused and its connection closed (RFC 9112 6.3)"
     )
-    reply = json_reply(400, {"error": message, "reason": "AMBIGUOUS_FRAMING"}, _CLOSE)
-    reply.error = message
-    return reply
+    return error_reply("AMBIGUOUS_FRAMING", message, _CLOSE, status=400)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from simulatord.matching.request import HttpRequest
-from simulatord.names import SessionKey
+from simulatord.names import WILDCARD, SessionKey
 from simulatord.responding import behaviour
 from simulatord.responding.reply import Reply, error_reply
 from simulatord.responding.websocket import GOING_AWAY
@@ -45,7 +45,7 @@ class DataPlane:
         """The daemon is stopping: waits and streams in progress end now, and every WebSocket is closed, so
         that the server's drain finds them done and every exchange is recorded."""
         self.shutdown.begin()
-        for session in self.store.in_tenant("-"):
+        for session in self.store.in_tenant(WILDCARD):
             session.connections.close_all(GOING_AWAY, "the daemon is stopping")
 
     async def http(self, session: Session, request: HttpRequest, wire: Wire) -> Exchange:
@@ -68,8 +68,7 @@ class DataPlane:
             end, reply = await behaviour.run(spec.behaviours, reply, context)
             return record(session, request, reply, self.clock(), stub_name=stub_name, end=end, behaviours=context.ran)
         except asyncio.CancelledError:  # the server gave up on the request (shutdown): still on the record
-            reply = error_reply("DAEMON_STOPPING", "the daemon stopped before this response was complete")
-            reply.status = 0
+            reply = error_reply("DAEMON_STOPPING", "the daemon stopped before this response was complete").not_sent()
             record(session, request, reply, self.clock(), stub_name=stub_name, end=End.ABORTED)
             raise
         except Exception as exc:
@@ -79,7 +78,7 @@ class DataPlane:
             )
             end = await _send_if_possible(reply, wire)
             if end is End.ABORTED:
-                reply.status = 0
+                reply.not_sent()
             return record(session, request, reply, self.clock(), stub_name=stub_name, end=end)
 
     async def answer(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from simulatord.errors import FailedPrecondition, NotFound, Unavailable, invalid
-from simulatord.names import SessionKey
+from simulatord.names import WILDCARD, SessionKey
 from simulatord.sessions.connections import Push
 from simulatord.sessions.journal import Closed, Exchange, ExchangeFilter, JournalLimits, JournalPool
 from simulatord.sessions.session import Session
@@ -167,7 +167,7 @@ class Simulator:
         blocked): no client could refresh its sessions meanwhile, so every lease is first extended by as much,
         and a stall never deletes a live client's sessions."""
         if stalled > 0:
-            for session in self.store.in_tenant("-"):
+            for session in self.store.in_tenant(WILDCARD):
                 session.expire_time += stalled
         expired = self.store.expired(self.clock())
         for session in expired:
@@ -176,7 +176,7 @@ class Simulator:
 
     def close(self) -> None:
         """Ends every watcher (once it has everything recorded) and every waiter, for a graceful stop."""
-        for session in self.store.in_tenant("-"):
+        for session in self.store.in_tenant(WILDCARD):
             session.close(Closed.STOPPING)
 
     # --- stubs -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Protocol
 
 from simulatord.errors import AlreadyExists, NotFound, ResourceExhausted
-from simulatord.names import SessionKey
+from simulatord.names import WILDCARD, SessionKey
 from simulatord.sessions.session import Session
 
 
@@ -72,7 +72,7 @@ class MemoryStore:
 
     def in_tenant(self, tenant: str) -> list[Session]:
         sessions = self._sessions.values()
-        if tenant == "-":
+        if tenant == WILDCARD:
             return sorted(sessions, key=lambda s: (s.create_time, s.key.name))
         return sorted((s for s in sessions if s.key.tenant == tenant), key=lambda s: (s.create_time, s.key.name))
 

@@ -10,7 +10,6 @@ from simulatord.sessions.session import Session
 from simulatord.sessions.stubs import Stub
 
 MAX_UNMATCHED = 100
-BODY_TOO_LARGE = 413
 
 
 @dataclass(frozen=True)
@@ -18,8 +17,7 @@ class VerifyReport:
     unused_stubs: tuple[Stub, ...]
     unmet_expectations: tuple[Stub, ...]
     unmatched: tuple[Exchange, ...]
-    http_stubs: int = 0  # how many stubs each kind of request was compared with, to explain a miss with no
-    websocket_stubs: int = 0  # near misses
+    websocket_stubs: int = 0  # to explain a miss without near misses: what it was compared with
 
     @property
     def ok(self) -> bool:
@@ -52,8 +50,8 @@ class VerifyReport:
         return "\n".join(lines)
 
     def _why_no_near_miss(self, exchange: Exchange) -> str:
-        if exchange.status == BODY_TOO_LARGE:  # answered at the edge: no stub was ever compared with it
-            return "its body was over the daemon's limit, so no stub was tried"
+        if exchange.error:  # the daemon answered it before any stub was tried (a body too large or too slow)
+            return f"no stub was tried: {exchange.error}"
         if exchange.kind is ExchangeKind.WEBSOCKET_UPGRADE:
             return "the session has no WebSocket stubs"
         if self.websocket_stubs:
@@ -75,6 +73,4 @@ def verify(session: Session) -> VerifyReport:
             unused.append(stub)
     unmatched = [e for e in session.journal if not e.matched][:MAX_UNMATCHED]
     websocket_stubs = sum(1 for stub in session.stubs if stub.websocket is not None)
-    return VerifyReport(
-        tuple(unused), tuple(unmet), tuple(unmatched), len(session.stubs) - websocket_stubs, websocket_stubs
-    )
+    return VerifyReport(tuple(unused), tuple(unmet), tuple(unmatched), websocket_stubs)

@@ -9,7 +9,9 @@ from simulatord.matching import matchers as m
 from simulatord.matching.request import HttpRequest
 from simulatord.names import SessionKey
 from simulatord.responding import ratelimit
-from simulatord.responding.reply import ResponseSpec
+from simulatord.responding.reply import Reply, ResponseSpec
+from simulatord.serving import answers
+from simulatord.serving.recording import record
 from simulatord.sessions.journal import Exchange, ExchangeKind, JournalLimits
 from simulatord.sessions.session import Session
 from simulatord.sessions.stubs import Stub
@@ -236,6 +238,17 @@ def test_an_unmatched_upgrade_in_a_session_with_only_http_stubs_does_not_claim_t
     assert "#2 GET /socket" in summary
     assert "(the session has no stubs)" not in summary
     assert "(the session has no WebSocket stubs)" in summary
+
+
+@pytest.mark.parametrize(
+    "refusal", [answers.body_too_large(1000), answers.body_too_slow(0.5), answers.ambiguous_framing()]
+)
+def test_a_request_refused_before_any_stub_was_tried_says_why_not_that_there_are_no_stubs(refusal: Reply) -> None:
+    session = session_with(stub("users", "POST", "/users"))
+    record(session, HttpRequest("POST", "/users"), refusal, 0.0)
+    summary = verify(session).summary()
+    assert f"(no stub was tried: {refusal.error})" in summary
+    assert "the session has no stubs" not in summary
 
 
 # --- everything at once --------------------------------------------------------------------------
