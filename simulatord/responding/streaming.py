@@ -141,7 +141,37 @@ def stream(
     )
 
 
-_OK, _GONE, _DEADLINE = "ok", "gone", "deadline"
+OK, GONE, DEADLINE = "ok", "gone", "deadline"  # what `pause` says of a wait
+
+
+async def pause(
+    out: Out, seconds: float, deadline: float, keep_alive: float, keep_alive_bytes: bytes = KEEP_ALIVE
+) -> str:
+    """Waits up to `seconds` but never past `deadline` (loop time), writing `keep_alive_bytes` every
+    `keep_alive` seconds (0: never); says whether the client left, the deadline came, or the wait ran out."""
+    loop = asyncio.get_running_loop()
+    target = loop.time() + seconds
+    end = min(target, deadline)
+    while (remaining := end - loop.time()) > 0:
+        step = min(remaining, keep_alive) if keep_alive else remaining
+        if not await out.sleep(step):
+            return GONE
+        if keep_alive and end - loop.time() > 1e-3:  # woke early to keep the connection warm
+            await out.body(keep_alive_bytes)
+    if out.gone or out.stopping:
+        return GONE
+    return DEADLINE if target > deadline else OK
+
+
+async def abort(out: Out, how: Abort) -> End:
+    """Ends the connection under a stream on purpose: a TCP reset, or a close without finishing the body."""
+    conn = out.connection()
+    await conn.flush()
+    if how is Abort.RESET:
+        await conn.reset()
+    else:
+        conn.close()
+    return End.ABORTED
 
 
 class _Run:
@@ -151,22 +181,10 @@ class _Run:
         self.spec = spec
         self.out = out
         self.reply = reply
-        self.loop = asyncio.get_running_loop()
-        self.deadline = self.loop.time() + out.max_seconds
+        self.deadline = asyncio.get_running_loop().time() + out.max_seconds
 
     async def pause(self, seconds: float) -> str:
-        target = self.loop.time() + seconds
-        end = min(target, self.deadline)
-        keep_alive = self.spec.keep_alive
-        while (remaining := end - self.loop.time()) > 0:
-            step = min(remaining, keep_alive) if keep_alive else remaining
-            if not await self.out.sleep(step):
-                return _GONE
-            if keep_alive and end - self.loop.time() > 1e-3:  # woke early to keep the connection warm
-                await self.out.body(KEEP_ALIVE)
-        if self.out.gone or self.out.stopping:
-            return _GONE
-        return _DEADLINE if target > self.deadline else _OK
+        return await pause(self.out, seconds, self.deadline, self.spec.keep_alive)
 
     async def run(self) -> End:
         spec, out = self.spec, self.out
@@ -174,9 +192,9 @@ class _Run:
             for piece in spec.pieces:
                 wait = piece.delay + (spec.gap.sample() if spec.gap is not None else 0.0)
                 outcome = await self.pause(wait)
-                if outcome == _GONE:
+                if outcome == GONE:
                     return await out.interrupted(self.reply)
-                if outcome == _DEADLINE:
+                if outcome == DEADLINE:
                     await out.end()
                     return End.COMPLETE
                 await out.body(piece.data)
@@ -185,7 +203,7 @@ class _Run:
                     return await self.abort()
             if spec.after_last is AfterLast.REPEAT:
                 continue
-            if spec.after_last is AfterLast.HOLD_OPEN and await self.pause(math.inf) == _GONE:
+            if spec.after_last is AfterLast.HOLD_OPEN and await self.pause(math.inf) == GONE:
                 return await out.interrupted(self.reply)
             await out.end()
             return End.COMPLETE
@@ -194,13 +212,7 @@ class _Run:
         if self.spec.abort is Abort.END:
             await self.out.end()
             return End.COMPLETE
-        conn = self.out.connection()
-        await conn.flush()
-        if self.spec.abort is Abort.RESET:
-            await conn.reset()
-        else:
-            conn.close()
-        return End.ABORTED
+        return await abort(self.out, self.spec.abort)
 
 
 async def run(spec: StreamSpec, out: Out, reply: Reply) -> End:

@@ -55,6 +55,21 @@ class DataPlane:
         try:
             selection = session.select(request)
             stub, spec = selection.stub, selection.response
+            if stub is None and session.llm is not None and (endpoint := session.llm.endpoint(request)) is not None:
+                served = await session.llm.serve(endpoint, request, wire)
+                stub_name = served.answered_by
+                misses = served.near_misses
+                now = self.clock()
+                return record(
+                    session,
+                    request,
+                    served.reply,
+                    now,
+                    stub_name=stub_name,
+                    near_misses=misses,
+                    end=served.end,
+                    llm=served.record,
+                )
             if stub is None or spec is None:
                 reply = answers.unmatched(session.key, session.unmatched_status, request, selection.near_misses)
                 end = await send_plain(reply, wire)

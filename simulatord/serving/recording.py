@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from simulatord.llm.simulation import LlmRecord
 from simulatord.matching.matchers import Mismatch
 from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
@@ -26,6 +27,7 @@ def record(
     behaviours: Sequence[str] = (),
     kind: ExchangeKind = ExchangeKind.HTTP,
     body_size: int | None = None,
+    llm: LlmRecord | None = None,
 ) -> Exchange:
     """Appends the exchange of one request and the reply it got, as sent; the body is kept up to the limit.
     `body_size` is the size of a body that was not kept at all (over the daemon's limit, say)."""
@@ -52,6 +54,7 @@ def record(
             behaviours=tuple(behaviours),
             error=reply.error,
             kind=kind,
+            llm=llm,
         )
     )
 

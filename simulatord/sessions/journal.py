@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from simulatord.errors import SpecErrors
+from simulatord.llm.simulation import LlmRecord
 from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.wire import End
@@ -72,6 +73,7 @@ class Exchange:
     size: int = field(default=0)
     kind: ExchangeKind = ExchangeKind.HTTP
     frame: Frame | None = None  # for kind WEBSOCKET_FRAME
+    llm: LlmRecord | None = None  # for a request the session's LLM simulation answered or refused
 
     @property
     def matched(self) -> bool:

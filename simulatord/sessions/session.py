@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from simulatord.errors import AlreadyExists, NotFound
+from simulatord.llm.simulation import Simulation
 from simulatord.matching.matchers import Mismatch
 from simulatord.matching.near_misses import NearMiss, nearest
 from simulatord.matching.request import HttpRequest
@@ -66,6 +67,7 @@ class Session:
     redact_headers: frozenset[str] = frozenset()  # request headers the journal records as [redacted]
     buckets: Buckets = field(default_factory=Buckets, init=False)  # rate-limit token buckets
     connections: Connections = field(default_factory=Connections, init=False)  # open WebSockets
+    llm: Simulation | None = None  # answers the provider's endpoints that no stub matches
     _next_order: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -215,6 +217,8 @@ class Session:
             self.state = ""
             self.scenarios.clear()
             self.buckets.clear()
+            if self.llm is not None:
+                self.llm.reset()
 
     def close(self, why: Closed = Closed.DELETED) -> None:
         self.journal.close(why)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from simulatord.errors import SpecErrors
+from simulatord.llm.spec import SimulationSpec
 from simulatord.responding.reply import header_name
 from simulatord.sessions.journal import JournalLimits
 
@@ -27,6 +28,8 @@ class SessionSettings:
     max_body_bytes: int = 0
     unmatched_status: int = 0
     redact_headers: frozenset[str] = frozenset()  # lower-case names
+    llm: SimulationSpec | None = None  # a built-in LLM provider simulation
+    llm_source: object = None  # the LlmSimulation message as programmed, echoed back to clients
 
     def limits(self, defaults: JournalLimits) -> JournalLimits:
         return JournalLimits(

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from simulatord.v1 import llm_pb2 as _llm_pb2
 from simulatord.v1 import stub_pb2 as _stub_pb2
 import builtins as _builtins
 import sys
@@ -172,6 +173,7 @@ class Exchange(_message.Message):
     RESPONSE_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     FRAME_FIELD_NUMBER: _builtins.int
+    LLM_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}/exchanges/{sequence}`."""
     sequence: _builtins.int
@@ -198,6 +200,12 @@ class Exchange(_message.Message):
         request's method, path and query (without headers or body).
         """
 
+    @_builtins.property
+    def llm(self) -> _llm_pb2.LlmExchange:
+        """For a request the session's LLM simulation answered: the conversation as parsed and the rule that
+        answered. Its near misses (when the default reply answered) are in `near_misses`, naming rules.
+        """
+
     def __init__(
         self,
         *,
@@ -209,10 +217,11 @@ class Exchange(_message.Message):
         response: Global___RecordedResponse | None = ...,
         kind: Global___ExchangeKind.ValueType = ...,
         frame: Global___WebSocketFrame | None = ...,
+        llm: _llm_pb2.LlmExchange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "request", b"request", "response", b"response"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "llm", b"llm", "request", b"request", "response", b"response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "kind", b"kind", "name", b"name", "near_misses", b"near_misses", "request", b"request", "response", b"response", "sequence", b"sequence", "stub", b"stub"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "kind", b"kind", "llm", b"llm", "name", b"name", "near_misses", b"near_misses", "request", b"request", "response", b"response", "sequence", b"sequence", "stub", b"stub"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -384,7 +393,7 @@ class NearMiss(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     MISMATCHES_FIELD_NUMBER: _builtins.int
     stub: _builtins.str
-    """The stub's resource name."""
+    """The stub's resource name; for an LLM rule, `llm/rules/{id}`."""
     description: _builtins.str
     """The stub's description, if any."""
     @_builtins.property

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from simulatord.v1 import llm_pb2 as simulatord_dot_v1_dot_llm__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsimulatord/v1/session.proto\x12\rsimulatord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x04\n\x07Session\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".simulatord.v1.Session.LabelsEntry\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x03ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x62\x61se_url\x18\x06 \x01(\t\x12\x0c\n\x04host\x18\x07 \x01(\t\x12\x16\n\x0erouting_header\x18\x08 \x01(\t\x12\x34\n\x0ejournal_limits\x18\t \x01(\x0b\x32\x1c.simulatord.v1.JournalLimits\x12\x32\n\rjournal_stats\x18\n \x01(\x0b\x32\x1b.simulatord.v1.JournalStats\x12\x18\n\x10unmatched_status\x18\x0b \x01(\x05\x12\x12\n\nstub_count\x18\x0c \x01(\x05\x12\r\n\x05state\x18\r \x01(\t\x12\x38\n\tscenarios\x18\x14 \x03(\x0b\x32%.simulatord.v1.Session.ScenariosEntry\x12\x16\n\x0eredact_headers\x18\x0e \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eScenariosEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\rJournalLimits\x12\x15\n\rmax_exchanges\x18\x01 \x01(\x03\x12\x11\n\tmax_bytes\x18\x02 \x01(\x03\x12\x16\n\x0emax_body_bytes\x18\x03 \x01(\x03\"\x99\x01\n\x0cJournalStats\x12\x13\n\x0btotal_count\x18\x01 \x01(\x03\x12\x16\n\x0eretained_count\x18\x02 \x01(\x03\x12\x15\n\revicted_count\x18\x03 \x01(\x03\x12\x16\n\x0eretained_bytes\x18\x04 \x01(\x03\x12\x16\n\x0e\x66irst_sequence\x18\x05 \x01(\x03\x12\x15\n\rlast_sequence\x18\x06 \x01(\x03\x42Y\n\x11\x64\x65v.simulatord.v1P\x01ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsimulatord/v1/session.proto\x12\rsimulatord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17simulatord/v1/llm.proto\"\x92\x05\n\x07Session\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".simulatord.v1.Session.LabelsEntry\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x03ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x62\x61se_url\x18\x06 \x01(\t\x12\x0c\n\x04host\x18\x07 \x01(\t\x12\x16\n\x0erouting_header\x18\x08 \x01(\t\x12\x34\n\x0ejournal_limits\x18\t \x01(\x0b\x32\x1c.simulatord.v1.JournalLimits\x12\x32\n\rjournal_stats\x18\n \x01(\x0b\x32\x1b.simulatord.v1.JournalStats\x12\x18\n\x10unmatched_status\x18\x0b \x01(\x05\x12\x12\n\nstub_count\x18\x0c \x01(\x05\x12\r\n\x05state\x18\r \x01(\t\x12\x38\n\tscenarios\x18\x14 \x03(\x0b\x32%.simulatord.v1.Session.ScenariosEntry\x12\x16\n\x0eredact_headers\x18\x0e \x03(\t\x12)\n\x03llm\x18\x15 \x01(\x0b\x32\x1c.simulatord.v1.LlmSimulation\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eScenariosEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\rJournalLimits\x12\x15\n\rmax_exchanges\x18\x01 \x01(\x03\x12\x11\n\tmax_bytes\x18\x02 \x01(\x03\x12\x16\n\x0emax_body_bytes\x18\x03 \x01(\x03\"\x99\x01\n\x0cJournalStats\x12\x13\n\x0btotal_count\x18\x01 \x01(\x03\x12\x16\n\x0eretained_count\x18\x02 \x01(\x03\x12\x15\n\revicted_count\x18\x03 \x01(\x03\x12\x16\n\x0eretained_bytes\x18\x04 \x01(\x03\x12\x16\n\x0e\x66irst_sequence\x18\x05 \x01(\x03\x12\x15\n\rlast_sequence\x18\x06 \x01(\x03\x42Y\n\x11\x64\x65v.simulatord.v1P\x01ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,14 +39,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSION_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_SESSION_SCENARIOSENTRY']._loaded_options = None
   _globals['_SESSION_SCENARIOSENTRY']._serialized_options = b'8\001'
-  _globals['_SESSION']._serialized_start=112
-  _globals['_SESSION']._serialized_end=727
-  _globals['_SESSION_LABELSENTRY']._serialized_start=632
-  _globals['_SESSION_LABELSENTRY']._serialized_end=677
-  _globals['_SESSION_SCENARIOSENTRY']._serialized_start=679
-  _globals['_SESSION_SCENARIOSENTRY']._serialized_end=727
-  _globals['_JOURNALLIMITS']._serialized_start=729
-  _globals['_JOURNALLIMITS']._serialized_end=810
-  _globals['_JOURNALSTATS']._serialized_start=813
-  _globals['_JOURNALSTATS']._serialized_end=966
+  _globals['_SESSION']._serialized_start=137
+  _globals['_SESSION']._serialized_end=795
+  _globals['_SESSION_LABELSENTRY']._serialized_start=700
+  _globals['_SESSION_LABELSENTRY']._serialized_end=745
+  _globals['_SESSION_SCENARIOSENTRY']._serialized_start=747
+  _globals['_SESSION_SCENARIOSENTRY']._serialized_end=795
+  _globals['_JOURNALLIMITS']._serialized_start=797
+  _globals['_JOURNALLIMITS']._serialized_end=878
+  _globals['_JOURNALSTATS']._serialized_start=881
+  _globals['_JOURNALSTATS']._serialized_end=1034
 # @@protoc_insertion_point(module_scope)

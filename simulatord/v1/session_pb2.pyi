@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from simulatord.v1 import llm_pb2 as _llm_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -83,6 +84,7 @@ class Session(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     SCENARIOS_FIELD_NUMBER: _builtins.int
     REDACT_HEADERS_FIELD_NUMBER: _builtins.int
+    LLM_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}`. Output only."""
     base_url: _builtins.str
@@ -142,6 +144,12 @@ class Session(_message.Message):
         the real values. For daemons whose journals others may read: `authorization`, `x-api-key`, `cookie`.
         """
 
+    @_builtins.property
+    def llm(self) -> _llm_pb2.LlmSimulation:
+        """A built-in simulation of an LLM provider's API (OpenAI, Anthropic), set when the session is created;
+        it answers the provider's endpoints that no stub matches. Unset: none.
+        """
+
     def __init__(
         self,
         *,
@@ -160,10 +168,11 @@ class Session(_message.Message):
         state: _builtins.str = ...,
         scenarios: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         redact_headers: _abc.Iterable[_builtins.str] | None = ...,
+        llm: _llm_pb2.LlmSimulation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "llm", b"llm", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "expire_time", b"expire_time", "host", b"host", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "labels", b"labels", "name", b"name", "redact_headers", b"redact_headers", "routing_header", b"routing_header", "scenarios", b"scenarios", "state", b"state", "stub_count", b"stub_count", "ttl", b"ttl", "unmatched_status", b"unmatched_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "expire_time", b"expire_time", "host", b"host", "journal_limits", b"journal_limits", "journal_stats", b"journal_stats", "labels", b"labels", "llm", b"llm", "name", b"name", "redact_headers", b"redact_headers", "routing_header", b"routing_header", "scenarios", b"scenarios", "state", b"state", "stub_count", b"stub_count", "ttl", b"ttl", "unmatched_status", b"unmatched_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,7 +1,8 @@
 """Python client for simulatord: sessions as context managers, stub builders, and a pytest plugin.
 
 Everything a test needs is importable from here; `behaviours` (response shaping, templates, rate limits,
-WebSockets) is the one submodule to import by name: `from simulatord_client import behaviours as b`.
+WebSockets) and `llm` (simulated OpenAI and Anthropic APIs) are the submodules to import by name:
+`from simulatord_client import behaviours as b, llm`.
 
 Example::
 
@@ -23,7 +24,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulatord_client import behaviours
+    from simulatord_client import behaviours, llm
     from simulatord_client.aio import AsyncExchangeStream, AsyncSession, AsyncSimulator
     from simulatord_client.builders import (
         ExpectLike,
@@ -88,6 +89,7 @@ if TYPE_CHECKING:
         Exchange,
         FilterOptions,
         Headers,
+        LlmCall,
         Mismatch,
         NearMiss,
     )
@@ -116,6 +118,7 @@ _EXPORTS = {
     "Headers": "simulatord_client.exchanges",
     "InternalError": "simulatord_client.errors",
     "InvalidArgumentError": "simulatord_client.errors",
+    "LlmCall": "simulatord_client.exchanges",
     "MatchOptions": "simulatord_client.builders",
     "Mismatch": "simulatord_client.exchanges",
     "MockHttpServer": "simulatord_client.migration",
@@ -169,7 +172,7 @@ _EXPORTS = {
     "when": "simulatord_client.builders",
 }
 # Submodules reachable as attributes, like any name above (`simulatord_client.behaviours.sse(...)`).
-_SUBMODULES = {"behaviours"}
+_SUBMODULES = {"behaviours", "llm"}
 
 
 def __getattr__(name: str) -> Any:
@@ -208,6 +211,7 @@ __all__ = [
     "Headers",
     "InternalError",
     "InvalidArgumentError",
+    "LlmCall",
     "MatchOptions",
     "Mismatch",
     "MockHttpServer",
@@ -251,6 +255,7 @@ __all__ = [
     "json_path",
     "json_subset",
     "json_value",
+    "llm",
     "match",
     "never",
     "none_of",

@@ -139,7 +139,7 @@ class Simulator:
         `ttl` (seconds, default 30) bounds how long the session outlives a crashed test process; while the
         `with` block runs a background heartbeat refreshes it every ttl/3. `ttl=None` takes the daemon default
         and sends no heartbeats. The other keywords: `session_id`, `labels`, `template`, `unmatched_status`,
-        `journal_limits`, `heartbeat` (see `SessionOptions`).
+        `journal_limits`, `heartbeat`, `llm` (an OpenAI or Anthropic simulation, see `simulatord_client.llm`).
         """
         return Session(self, tenant, **options)
 

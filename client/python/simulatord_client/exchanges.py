@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from simulatord.v1 import exchange_pb2
+from simulatord.v1 import exchange_pb2, llm_pb2
 from simulatord_client.stub_refs import StubRef
 
 
@@ -95,6 +95,49 @@ class NearMiss:
         return f"{self.description or self.stub_id}: " + "; ".join(str(m) for m in self.mismatches)
 
 
+@dataclass(frozen=True)
+class LlmCall:
+    """What a request to a session's LLM simulation was, as parsed: the `endpoint` (`chat.completions`,
+    `responses`, `embeddings`, `models`, `messages`, `messages.count_tokens`), `model`, `message_count`, the
+    `tools` offered, the id of the `rule` that answered ("" for the default reply or a refusal), `stream`, the
+    `turn` (user messages so far), the usage reported, and `refusal_reason` when the request was refused.
+
+    Example: `assert [e.llm.rule for e in s.exchanges() if e.llm] == ["rate-limit", "rate-limit", "answer"]`.
+    """
+
+    endpoint: str
+    model: str
+    message_count: int
+    tools: tuple[str, ...]
+    rule: str
+    stream: bool
+    turn: int
+    input_tokens: int
+    output_tokens: int
+    refusal_reason: str
+
+    @classmethod
+    def from_message(cls, llm: llm_pb2.LlmExchange) -> LlmCall:
+        """The record for an LlmExchange message."""
+        return cls(
+            endpoint=llm.endpoint,
+            model=llm.model,
+            message_count=llm.message_count,
+            tools=tuple(llm.tools),
+            rule=llm.rule,
+            stream=llm.stream,
+            turn=llm.turn,
+            input_tokens=llm.usage.input_tokens,
+            output_tokens=llm.usage.output_tokens,
+            refusal_reason=llm.refusal_reason,
+        )
+
+    @property
+    def refused(self) -> bool:
+        """True when the simulation refused the request (strict contract, malformed body, rate limit)."""
+        return bool(self.refusal_reason)
+
+
 @dataclass(frozen=True, eq=False)
 class Exchange:
     """One recorded request and what the session served, or a miss with its nearest stubs.
@@ -102,7 +145,8 @@ class Exchange:
     Attributes: `sequence`, `method`, `path`, `query` (first value per name; `query_params` has every
     pair), `query_string`, `headers` (case-insensitive), `body` (bytes), `stub` (full name of the stub
     that answered, "" when unmatched; `stub_id` is its id), `status`, `behaviours` (what shaped the response,
-    in the order it ran: `template`, `delay`, `fault`, ...), `near_misses`, and `exchange` (the raw message).
+    in the order it ran: `template`, `delay`, `fault`, ...), `near_misses`, `llm` (an `LlmCall` when the
+    session's LLM simulation answered, else None) and `exchange` (the raw message).
 
     Example: `assert session.exchanges(path="/orders")[0].json() == {"qty": 1}`.
     """
@@ -119,6 +163,7 @@ class Exchange:
     status: int
     behaviours: tuple[str, ...]
     near_misses: tuple[NearMiss, ...]
+    llm: LlmCall | None
     exchange: exchange_pb2.Exchange = field(repr=False)
 
     @classmethod
@@ -149,6 +194,7 @@ class Exchange:
                 )
                 for m in exchange.near_misses
             ),
+            llm=LlmCall.from_message(exchange.llm) if exchange.HasField("llm") else None,
             exchange=exchange,
         )
 

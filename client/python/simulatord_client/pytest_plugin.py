@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 _TENANT = pytest.StashKey[str]()
-_MARKER_KEYS = {"verify", "tenant", "ttl", "labels", "stubs", "unmatched_status", "template"}
+_MARKER_KEYS = {"verify", "tenant", "ttl", "labels", "stubs", "unmatched_status", "template", "llm"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,8 +77,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "simulatord(verify=False, tenant=None, ttl=None, labels=None, stubs=None, unmatched_status=0, template=''):"
-        " settings of this test's sim_session",
+        "simulatord(verify=False, tenant=None, ttl=None, labels=None, stubs=None, unmatched_status=0, template='',"
+        " llm=None): settings of this test's sim_session",
     )
     tenant = config.getoption("simulatord_tenant") or os.environ.get("SIMULATORD_TENANT")
     config.stash[_TENANT] = tenant or _run_tenant()
@@ -144,7 +144,8 @@ def simulator(request: pytest.FixtureRequest, simulatord_address: str) -> Iterat
 def sim_session(request: pytest.FixtureRequest, simulator: Simulator) -> Iterator[Session]:
     """A fresh isolated session for this test, deleted afterwards.
 
-    Configure with `@pytest.mark.simulatord(verify=True, ttl=..., labels={...}, stubs=[...])`.
+    Configure with `@pytest.mark.simulatord(verify=True, ttl=..., labels={...}, stubs=[...])`; an LLM
+    simulation with `@pytest.mark.simulatord(llm=llm.openai(...))`.
     """
     marker = request.node.get_closest_marker("simulatord")
     options: dict[str, Any] = dict(marker.kwargs) if marker else {}
@@ -162,6 +163,7 @@ def sim_session(request: pytest.FixtureRequest, simulator: Simulator) -> Iterato
         stubs=options.get("stubs", ()),
         unmatched_status=options.get("unmatched_status", 0),
         template=options.get("template", ""),
+        llm=options.get("llm"),
     )
     session.open()
     failed = True

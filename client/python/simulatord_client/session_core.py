@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypedDict, Unpack
 
-from simulatord.v1 import session_pb2, stub_pb2
+from simulatord.v1 import llm_pb2, session_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord_client.builders import StubLike, check_keywords, create_request
 from simulatord_client.durations import duration
@@ -25,6 +25,8 @@ class SessionOptions(TypedDict, total=False):
       and no heartbeats); `heartbeat`: refresh it every ttl/3 while it is open (default True).
     - `stubs`: initial stubs, created with the session; `template`: the name of a daemon session template.
     - `unmatched_status`: the status of unmatched requests (0: 404); `journal_limits`: bounds of the journal.
+    - `llm`: a built-in OpenAI or Anthropic simulation from `llm.openai(...)` / `llm.anthropic(...)`; point the
+      SDK at `openai_url` / `anthropic_url`.
     """
 
     session_id: str
@@ -35,6 +37,7 @@ class SessionOptions(TypedDict, total=False):
     unmatched_status: int
     journal_limits: session_pb2.JournalLimits | None
     heartbeat: bool
+    llm: llm_pb2.LlmSimulation | None
 
 
 class SessionCore:
@@ -51,6 +54,11 @@ class SessionCore:
         journal_limits = options.get("journal_limits")
         if journal_limits is not None:
             settings.journal_limits.CopyFrom(journal_limits)
+        simulation = options.get("llm")
+        if simulation is not None:
+            if not isinstance(simulation, llm_pb2.LlmSimulation):
+                raise TypeError(f"llm= takes llm.openai(...) or llm.anthropic(...), not {type(simulation).__name__}")
+            settings.llm.CopyFrom(simulation)
         self._create = pb.CreateSessionRequest(
             parent=f"tenants/{tenant}",
             session_id=options.get("session_id", ""),
@@ -94,6 +102,18 @@ class SessionCore:
     def url(self) -> str:
         """The base URL serving this session: append API paths, e.g. `f"{s.url}/users/7"`."""
         return self._require().base_url
+
+    @property
+    def openai_url(self) -> str:
+        """The OpenAI SDK's `base_url` for this session's simulation: `OpenAI(base_url=s.openai_url, api_key=...)`."""
+        # The OpenAI SDK appends `/chat/completions` &c. to a base URL that already ends in `/v1`.
+        return f"{self.url}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        """The Anthropic SDK's `base_url` for this session's simulation: `Anthropic(base_url=s.anthropic_url)`."""
+        # The Anthropic SDK appends `/v1/messages` itself, so its base URL is the session's own.
+        return self.url
 
     @property
     def host(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simulatord.control.convert.llm import record_to_proto
 from simulatord.control.convert.scalars import duration, timestamp
 from simulatord.errors import SpecErrors
 from simulatord.matching.request import Routing
@@ -78,6 +79,7 @@ def exchange_to_proto(value: Exchange, key: SessionKey) -> exchange_pb2.Exchange
         stub=value.stub_name,
         kind=_KIND[value.kind],
         frame=frame_to_proto(value.frame) if value.frame is not None else None,
+        llm=record_to_proto(value.llm) if value.llm is not None else None,
         near_misses=[
             exchange_pb2.NearMiss(
                 stub=miss.stub_name,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from simulatord.control.convert.exchanges import exchange_to_proto
+from simulatord.control.convert.llm import simulation
 from simulatord.control.convert.scalars import duration, seconds, timestamp
 from simulatord.errors import SpecErrors
 from simulatord.names import SessionKey
@@ -11,13 +14,13 @@ from simulatord.sessions.session import Session
 from simulatord.sessions.settings import SessionSettings, session_settings
 from simulatord.sessions.stubs import Stub
 from simulatord.sessions.verify import VerifyReport
-from simulatord.v1 import exchange_pb2, session_pb2
+from simulatord.v1 import exchange_pb2, llm_pb2, session_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 
 
 def settings(msg: session_pb2.Session, where: str, errors: SpecErrors) -> SessionSettings:
     limits = msg.journal_limits
-    return session_settings(
+    value = session_settings(
         labels=msg.labels,
         ttl_seconds=seconds(msg.ttl),
         max_exchanges=limits.max_exchanges,
@@ -28,6 +31,11 @@ def settings(msg: session_pb2.Session, where: str, errors: SpecErrors) -> Sessio
         errors=errors,
         redact_headers=msg.redact_headers,
     )
+    if not msg.HasField("llm"):
+        return value
+    source = llm_pb2.LlmSimulation()
+    source.CopyFrom(msg.llm)
+    return dataclasses.replace(value, llm=simulation(msg.llm, f"{where}.llm", errors), llm_source=source)
 
 
 def session_to_proto(value: Session, addressing: Addressing) -> session_pb2.Session:
@@ -59,6 +67,7 @@ def session_to_proto(value: Session, addressing: Addressing) -> session_pb2.Sess
         state=value.state,
         scenarios=value.scenarios,
         redact_headers=sorted(value.redact_headers),
+        llm=value.llm.source if value.llm is not None and isinstance(value.llm.source, llm_pb2.LlmSimulation) else None,
     )
 
 

@@ -1,0 +1,1 @@
+"""Built-in simulations of LLM providers' HTTP APIs (OpenAI, Anthropic), scripted per session by rules."""
