@@ -85,6 +85,8 @@ class Reply:
     sent_bytes: int | None = None
     events_sent: int = 0
     error: str = ""  # what went wrong while serving it, for the journal
+    # A stream's pieces as a template rendered them for this request (None entries: as programmed).
+    pieces: tuple[bytes | None, ...] | None = None
 
     def asgi_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The headers to send: the spec's, encoded when it was programmed, while headers and body are still

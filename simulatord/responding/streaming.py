@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -231,12 +232,22 @@ class StreamDelivery:
     def name(self) -> str:
         return self.stream.kind.value
 
+    def _rendered(self, reply: Reply) -> StreamSpec:
+        """The stream with the pieces a template rendered for this request."""
+        if reply.pieces is None:
+            return self.stream
+        pieces = tuple(
+            piece if data is None else Piece(data, piece.delay)
+            for piece, data in zip(self.stream.pieces, reply.pieces, strict=True)
+        )
+        return dataclasses.replace(self.stream, pieces=pieces)
+
     async def apply(self, reply: Reply, context: Context, proceed: Proceed) -> End:
         out = context.out()
         try:
             await out.start(reply, None)
             if self.body_delay is not None and not await out.sleep(self.body_delay.sample()):
                 return await out.interrupted(reply)
-            return await run(self.stream, out, reply)
+            return await run(self._rendered(reply), out, reply)
         except NoRawConnection as exc:
             return await unsupported(out, reply, exc)

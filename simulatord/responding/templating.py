@@ -243,6 +243,14 @@ def variables(
 
 
 @dataclass(frozen=True)
+class EventTemplate:
+    """An SSE event whose data is a template: rendered per request, then encoded with its other fields."""
+
+    data: Template
+    encode: Callable[[str], bytes]
+
+
+@dataclass(frozen=True)
 class ResponseTemplate:
     """The template parts of one response; parts left None are taken from the ResponseSpec as programmed."""
 
@@ -251,6 +259,7 @@ class ResponseTemplate:
     text: Template | None = None
     json: JsonTemplate | None = None
     seed: int | None = None
+    events: tuple[EventTemplate | None, ...] = ()  # parallel to an SSE stream's events; None: as programmed
 
     name = "template"
 
@@ -265,7 +274,7 @@ class ResponseTemplate:
         now = time.time()
         part = ["status"]  # which part is rendering, for the error message
 
-        def rendered() -> tuple[int, list[tuple[str, str]], bytes]:
+        def rendered() -> tuple[int, list[tuple[str, str]], bytes, tuple[bytes | None, ...]]:
             values = variables(
                 context.request, context.captures, context.match, context.sequence, context.state, self.seed, now
             )
@@ -284,16 +293,24 @@ class ResponseTemplate:
                 body = self.json.render_bytes(values)
             if len(body) > MAX_RENDERED_BYTES:
                 raise TemplateRenderError(f"rendered body exceeds {MAX_RENDERED_BYTES} bytes")
-            return status, headers, body
+            part[0] = "sse events"
+            events = tuple(
+                None if event is None else event.encode(sandbox.render(event.data, values)) for event in self.events
+            )
+            if sum(len(e) for e in events if e is not None) > MAX_RENDERED_BYTES:
+                raise TemplateRenderError(f"rendered events exceed {MAX_RENDERED_BYTES} bytes")
+            return status, headers, body, events
 
         try:
-            status, headers, body = await sandbox.run(rendered)
+            status, headers, body, events = await sandbox.run(rendered)
         except Exception as exc:  # a template is user code: any failure becomes an explained 500
             return await context.finish(template_error_reply(part[0], exc))
         reply.status = status
         if any(template is not None for template in self.headers):
             reply.headers = headers
         reply.body = body
+        if self.events:
+            reply.pieces = events
         return await proceed(reply)
 
 
@@ -348,6 +365,7 @@ def compile_response(
     seed: int | None,
     where: str,
     errors: SpecErrors,
+    events: tuple[EventTemplate | None, ...] = (),
 ) -> ResponseTemplate:
     """Checks and compiles a templated response; problems are reported with their field paths."""
     status = _compile(status_source, f"{where}.template.status", errors) if status_source else None
@@ -361,4 +379,4 @@ def compile_response(
         text = compile_text(str(body), f"{where}.body_text", errors)
     elif body_kind == "body_json":
         json_template = compile_json(body, f"{where}.body_json", errors)
-    return ResponseTemplate(status, headers, text, json_template, seed)
+    return ResponseTemplate(status, headers, text, json_template, seed, events)

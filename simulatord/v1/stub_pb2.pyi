@@ -707,8 +707,8 @@ Global___Response: _TypeAlias = Response  # noqa: Y015
 
 @_typing.final
 class ResponseTemplate(_message.Message):
-    """Makes a response a template (Jinja syntax, sandboxed): header values, `body_text`
-    and every string inside `body_json` are rendered per request. Templates are
+    """Makes a response a template (Jinja syntax, sandboxed): header values, `body_text`,
+    every string inside `body_json` and each SSE event's `data` are rendered per request. Templates are
     checked and compiled when the stub is programmed; syntax errors are
     INVALID_ARGUMENT with the field's path. Variables: `request` (`method`, `path`,
     `query`, `query_all`, `headers`, `headers_all`, `body`, `json`), `path` (the

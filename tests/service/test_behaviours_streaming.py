@@ -73,6 +73,36 @@ def test_sse_events_carry_every_field(shaping_control: Control) -> None:
     assert exchange.response.body_size == raw_size
 
 
+def test_templated_sse_renders_each_event_data_from_the_request(shaping_control: Control) -> None:
+    """A template on a streamed response renders its events' data per request, as it renders bodies: the
+    markers are never sent literally (they once were, silently)."""
+    response = b.templated(
+        b.sse(
+            [
+                b.event('{"model": "{{ request.json.model }}", "n": {{ sequence }}}', event="chunk"),
+                b.event("{{ request.json.model | upper }} done", id="2"),
+                b.event("[DONE]"),
+            ]
+        )
+    )
+    sim = program(shaping_control, stub("/chat", response))
+    with fresh() as client, client.stream("POST", sim.url("/chat"), json={"model": "gpt-x"}) as reply:
+        events = list(parse_sse(reply.iter_lines()))
+    assert events == [
+        {"event": "chunk", "data": '{"model": "gpt-x", "n": 1}'},
+        {"id": "2", "data": "GPT-X done"},
+        {"data": "[DONE]"},
+    ]
+
+
+def test_templated_sse_event_with_a_syntax_error_is_refused_when_programmed(shaping_control: Control) -> None:
+    response = b.templated(b.sse([b.event("fine"), b.event("{{ request.json.model ")]))
+    with pytest.raises(grpc.RpcError) as caught:
+        program(shaping_control, stub("/chat", response))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value)[1] == ["stubs[0].responses[0].sse.events[1].data"]
+
+
 def test_sse_aborted_after_3_events_by_reset(shaping_control: Control) -> None:
     response = b.sse([f"event {i}" for i in range(1, 6)], abort_after=3, event_delay=0.02)
     sim = program(shaping_control, stub("/abort", response))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from simulatord.control.convert.scalars import oneof, seconds
@@ -51,7 +52,10 @@ def response(msg: stub_pb2.Response, where: str, errors: SpecErrors) -> Response
         behaviours.append(wait)
     if msg.HasField("template"):  # compiled now, so a request only renders
         seed = msg.template.seed if msg.template.HasField("seed") else None
-        behaviours.append(templating.compile_response(spec, kind, body, msg.template.status, seed, where, errors))
+        events = _event_templates(msg.sse, f"{where}.sse", errors) if msg.WhichOneof("stream") == "sse" else ()
+        behaviours.append(
+            templating.compile_response(spec, kind, body, msg.template.status, seed, where, errors, events)
+        )
     spec = with_behaviours(spec, *behaviours)
     if any(msg.HasField(name) for name in _DELIVERY_FIELDS):
         spec = _delivered(msg, spec, where, errors)
@@ -75,6 +79,29 @@ def delay(msg: stub_pb2.Delay, where: str, errors: SpecErrors) -> timing.Delay |
 
 def _optional_delay(parent: Any, name: str, where: str, errors: SpecErrors) -> timing.Delay | None:
     return delay(getattr(parent, name), f"{where}.{name}", errors) if parent.HasField(name) else None
+
+
+def _event_templates(
+    msg: stub_pb2.SseStream, where: str, errors: SpecErrors
+) -> tuple[templating.EventTemplate | None, ...]:
+    """The events whose data holds template markers, compiled now; the others stay as programmed."""
+    out: list[templating.EventTemplate | None] = []
+    for i, event in enumerate(msg.events):
+        compiled = templating.compile_text(event.data, f"{where}.events[{i}].data", errors)
+        if compiled is None:
+            out.append(None)
+            continue
+        retry = round(seconds(event.retry) * 1000) if event.HasField("retry") else None
+        encode = functools.partial(_encode_event, event.event, event_id=event.id, retry=retry, comment=event.comment)
+        out.append(templating.EventTemplate(compiled, encode))
+    if not any(out):
+        return ()
+    return tuple(out)
+
+
+def _encode_event(event: str, data: str, *, event_id: str, retry: int | None, comment: str) -> bytes:
+    # The event's fixed fields were checked when programmed; only its rendered data is new here.
+    return streaming.sse_event(event, data, event_id, retry, comment, "", SpecErrors())
 
 
 def sse_stream(msg: stub_pb2.SseStream, where: str, errors: SpecErrors) -> streaming.StreamSpec | None:
