@@ -29,17 +29,25 @@ def wrk_version() -> str:
     return (out.stdout + out.stderr).splitlines()[0].strip()
 
 
-def run_wrk(url: str, connections: int, seconds: float, limit: int | None = None) -> dict:
-    """One wrk run with one thread (the machine has 2 cores: one for wrk, one for the server)."""
+def _post_lua(body: bytes) -> str:
+    """A wrk script line set that sends every request as a POST of `body` (JSON)."""
+    quoted = body.decode().replace("\\", "\\\\").replace("'", "\\'")
+    return f"wrk.method = 'POST'\nwrk.body = '{quoted}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+
+
+def run_wrk(url: str, connections: int, seconds: float, limit: int | None = None, post: bytes | None = None) -> dict:
+    """One wrk run with one thread (the machine has 2 cores: one for wrk, one for the server); `post` sends
+    every request as a POST with that JSON body."""
     host = urlsplit(url).hostname
     # Load goes to loopback only: refuse anything else outright.
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"refusing to load a non-loopback address: {url}")
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]
     script = None
-    if limit:
+    lua = (_LIMIT_LUA.replace("{limit}", str(int(limit))) if limit else "") + (_post_lua(post) if post else "")
+    if lua:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
-        script.write(_LIMIT_LUA.replace("{limit}", str(int(limit))))
+        script.write(lua)
         script.close()
         argv += ["-s", script.name]
     argv.append(url)

@@ -11,11 +11,15 @@ from simulatord.llm.conversation import Conversation
 from simulatord.llm.spec import DEFAULT_TEXT, ReplySpec, ToolCall
 
 _ALNUM = string.ascii_letters + string.digits
+HEX = "0123456789abcdef"
 
 
 def random_id(rng: random.Random, prefix: str, length: int, alphabet: str = _ALNUM) -> str:
-    """An id in a provider's format: `chatcmpl-…`, `msg_01…`, `toolu_01…`, `call_…`, `req_…`."""
-    return prefix + "".join(rng.choice(alphabet) for _ in range(length))
+    """An id in a provider's format: `chatcmpl-…`, `msg_01…`, `toolu_01…`, `call_…`, `req_…`. Ids are made
+    for every request, so this is one call into the generator, not one per character."""
+    if alphabet is HEX:
+        return f"{prefix}{rng.getrandbits(4 * length):0{length}x}"
+    return prefix + "".join(rng.choices(alphabet, k=length))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from simulatord.llm import tokens
-from simulatord.llm.answer import Answer, random_id
+from simulatord.llm.answer import HEX, Answer, random_id
 from simulatord.llm.conversation import Conversation
 from simulatord.llm.spec import ErrorKind
 from simulatord.llm.sse import Event, encode, raw
@@ -20,7 +20,7 @@ CALL_ID = ("call_", 24)
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-5", "text-embedding-3-small", "text-embedding-3-large")
 DONE = raw("data: [DONE]\n\n")
 PING = b": ping\n\n"
-_HEX = "0123456789abcdef"
+FINGERPRINT = "fp_5f3c1a9b2e"  # one backend configuration, as a real deployment reports for a while
 
 # kind -> (status, type, code, message); `{model}` is filled in.
 ERRORS: dict[ErrorKind, tuple[int, str, str | None, str]] = {
@@ -78,7 +78,7 @@ def refused(status: int, message: str, param: str | None, code: str | None) -> d
 
 def request_headers(rng: random.Random) -> list[tuple[str, str]]:
     return [
-        ("x-request-id", random_id(rng, "req_", 32, _HEX)),
+        ("x-request-id", random_id(rng, "req_", 32, HEX)),
         ("openai-organization", "org-simulatord"),
         ("openai-version", "2020-10-01"),
         ("openai-processing-ms", str(rng.randint(80, 900))),
@@ -140,7 +140,7 @@ class Turn:
         self.rng = rng
         self.created = int(now)
         self.model = conversation.model
-        self.fingerprint = random_id(rng, "fp_", 10, _HEX)
+        self.fingerprint = FINGERPRINT
 
     # --- Chat Completions ----------------------------------------------------------------------
 
@@ -238,7 +238,7 @@ class Turn:
             items.append(
                 {
                     "type": "reasoning",
-                    "id": random_id(self.rng, "rs_", 48, _HEX),
+                    "id": random_id(self.rng, "rs_", 48, HEX),
                     "summary": [{"type": "summary_text", "text": answer.thinking}],
                 }
             )
@@ -251,7 +251,7 @@ class Turn:
             items.append(
                 {
                     "type": "message",
-                    "id": random_id(self.rng, "msg_", 48, _HEX),
+                    "id": random_id(self.rng, "msg_", 48, HEX),
                     "status": "completed",
                     "role": "assistant",
                     "content": [part],
@@ -261,7 +261,7 @@ class Turn:
             items.append(
                 {
                     "type": "function_call",
-                    "id": random_id(self.rng, "fc_", 48, _HEX),
+                    "id": random_id(self.rng, "fc_", 48, HEX),
                     "call_id": call.id,
                     "name": call.name,
                     "arguments": call.arguments,
@@ -314,7 +314,7 @@ class Turn:
     @property
     def response_id(self) -> str:
         if not hasattr(self, "_response_id"):
-            self._response_id = random_id(self.rng, "resp_", 48, _HEX)
+            self._response_id = random_id(self.rng, "resp_", 48, HEX)
         return self._response_id
 
     def response_events(self, error: tuple[int, dict[str, Any]] | None = None) -> list[Event]:

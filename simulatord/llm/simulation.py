@@ -7,7 +7,6 @@ answer delivered as a JSON body or a paced event stream.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -106,6 +105,19 @@ def _retry_headers(seconds: float) -> list[tuple[str, str]]:
     return headers
 
 
+def _record(conversation: Conversation, **outcome: Any) -> LlmRecord:
+    fields: dict[str, Any] = {
+        "endpoint": conversation.endpoint.value,
+        "model": conversation.model,
+        "message_count": conversation.message_count,
+        "tools": conversation.tools,
+        "stream": conversation.stream,
+        "turn": conversation.turn,
+        "input_tokens": conversation.input_tokens,
+    }
+    return LlmRecord(**(fields | outcome))
+
+
 @dataclass(eq=False)
 class Simulation:
     """One session's simulated provider: its rules' positions, rate window and random ids."""
@@ -144,10 +156,11 @@ class Simulation:
     async def serve(self, endpoint: Endpoint, request: HttpRequest, wire: Wire) -> Served:
         provider = self.spec.provider
         now = self.clock()
-        request_id = anthropic.request_id(self._rng)
-        base = (
-            openai.request_headers(self._rng) if provider is Provider.OPENAI else anthropic.request_headers(request_id)
-        )
+        if provider is Provider.OPENAI:
+            request_id, base = "", openai.request_headers(self._rng)
+        else:
+            request_id = anthropic.request_id(self._rng)
+            base = anthropic.request_headers(request_id)
         try:
             conversation = read(endpoint, provider, request.body, self.spec.strict)
             self._check_model(conversation)
@@ -155,15 +168,6 @@ class Simulation:
             reply = self._refusal(refusal, base, request_id)
             record = LlmRecord(endpoint.value, refusal_reason=refusal.message)
             return Served(reply, await send_plain(reply, wire), record)
-        record = LlmRecord(
-            endpoint.value,
-            conversation.model,
-            conversation.message_count,
-            conversation.tools,
-            stream=conversation.stream,
-            turn=conversation.turn,
-            input_tokens=conversation.input_tokens,
-        )
         if endpoint in (Endpoint.MODELS, Endpoint.COUNT_TOKENS):
             payload = (
                 anthropic.count_tokens(conversation)
@@ -171,31 +175,30 @@ class Simulation:
                 else (openai.models if provider is Provider.OPENAI else anthropic.models)(self._models)
             )
             reply = Reply(200, [JSON, *base], json.dumps(payload).encode())
-            return Served(reply, await send_plain(reply, wire), record)
+            return Served(reply, await send_plain(reply, wire), _record(conversation))
 
         limited = self._limited(conversation, now)
         if limited is not None:
             kind_message, retry = limited
             reply = self._error(ErrorSpec(ErrorKind.RATE_LIMITED, kind_message, retry), conversation, base, request_id)
-            record = dataclasses.replace(record, refusal_reason=kind_message)
-            return Served(reply, await send_plain(reply, wire), record)
+            return Served(reply, await send_plain(reply, wire), _record(conversation, refusal_reason=kind_message))
 
         rule, misses = select(self._eligible(endpoint), conversation, request)
         reply_spec = rule.take() if rule is not None else self.spec.default
         answered_by = rule.name if rule is not None else self.default_name
-        record = dataclasses.replace(record, rule=rule.spec.id if rule is not None else "")
+        rule_id = rule.spec.id if rule is not None else ""
         headers = [*base, *self._rate_headers(now)]
 
         error = reply_spec.error
         if error is not None and not (conversation.stream and error.after_tokens):
             reply = self._error(error, conversation, headers, request_id)
+            record = _record(conversation, rule=rule_id)
             return Served(reply, await send_plain(reply, wire), record, answered_by, misses)
 
         ans = make_answer(reply_spec, conversation, self._rng, *self._call_id())
         self._window.tokens += ans.output_tokens
-        record = dataclasses.replace(
-            record, input_tokens=ans.input_tokens, output_tokens=ans.output_tokens * conversation.n
-        )
+        output = ans.output_tokens * conversation.n
+        record = _record(conversation, rule=rule_id, input_tokens=ans.input_tokens, output_tokens=output)
         if endpoint is Endpoint.EMBEDDINGS:
             reply = Reply(200, [JSON, *headers], json.dumps(openai.embeddings(conversation)).encode())
             return Served(reply, await send_plain(reply, wire), record, answered_by, misses)
