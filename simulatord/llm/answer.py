@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 import string
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from simulatord.llm.conversation import Conversation
 from simulatord.llm.spec import DEFAULT_TEXT, ReplySpec, ToolCall
 
 _ALNUM = string.ascii_letters + string.digits
+_ALNUM_ONLY = bytes.maketrans(b"+/", b"xQ")
 HEX = "0123456789abcdef"
 
 
@@ -19,7 +21,8 @@ def random_id(rng: random.Random, prefix: str, length: int, alphabet: str = _ALN
     for every request, so this is one call into the generator, not one per character."""
     if alphabet is HEX:
         return f"{prefix}{rng.getrandbits(4 * length):0{length}x}"
-    return prefix + "".join(rng.choices(alphabet, k=length))
+    # Base64 of random bytes with its two symbols swapped for letters: alphanumeric, as the providers' ids are.
+    return prefix + base64.b64encode(rng.randbytes(length)).translate(_ALNUM_ONLY)[:length].decode()
 
 
 @dataclass(frozen=True)
