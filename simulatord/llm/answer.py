@@ -45,11 +45,11 @@ class Answer:
 
 def filler(count: int) -> str:
     """Text of exactly `count` tokens, streamed before an error that comes mid-stream."""
-    words = tokens.split(DEFAULT_TEXT + " ")
+    words = tokens.split(" " + DEFAULT_TEXT)  # each repetition starts with a spaced word, so none merge
     out: list[str] = []
     while len(out) < count:
         out.extend(words)
-    return "".join(out[:count])
+    return "".join(out[:count]).lstrip()
 
 
 def answer(reply: ReplySpec, conversation: Conversation, rng: random.Random, call_prefix: str, call_len: int) -> Answer:
