@@ -54,7 +54,9 @@ class _ResetTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResetTarg
     RESET_TARGET_JOURNAL: _ResetTarget.ValueType  # 2
     """Empty the journal and restart sequence numbers at 1."""
     RESET_TARGET_STATE: _ResetTarget.ValueType  # 3
-    """Return to the initial scenario state."""
+    """Return to the initial scenario state, refill rate limits, and start LLM rules
+    from their first reply and LLM rate windows anew.
+    """
 
 class ResetTarget(_ResetTarget, metaclass=_ResetTargetEnumTypeWrapper):
     """A part of a session that ResetSession can clear."""
@@ -66,7 +68,9 @@ RESET_TARGET_STUBS: ResetTarget.ValueType  # 1
 RESET_TARGET_JOURNAL: ResetTarget.ValueType  # 2
 """Empty the journal and restart sequence numbers at 1."""
 RESET_TARGET_STATE: ResetTarget.ValueType  # 3
-"""Return to the initial scenario state."""
+"""Return to the initial scenario state, refill rate limits, and start LLM rules
+from their first reply and LLM rate windows anew.
+"""
 Global___ResetTarget: _TypeAlias = ResetTarget  # noqa: Y015
 
 @_typing.final
@@ -93,7 +97,9 @@ class CreateSessionRequest(_message.Message):
     """
     @_builtins.property
     def session(self) -> _session_pb2.Session:
-        """The session's settings: labels, ttl, journal_limits, unmatched_status. Output-only fields are ignored."""
+        """The session's settings: labels, ttl, journal_limits, unmatched_status, redact_headers, llm.
+        Output-only fields are ignored.
+        """
 
     @_builtins.property
     def stubs(self) -> _containers.RepeatedCompositeFieldContainer[_stub_pb2.Stub]:
