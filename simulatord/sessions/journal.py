@@ -97,6 +97,11 @@ def estimate_size(exchange: Exchange) -> int:
         misses += 200 + 120 * len(m.mismatches)
     frame = exchange.frame
     payload = 0 if frame is None else len(frame.text or "") + len(frame.binary or b"") + len(frame.close_reason)
+    llm = exchange.llm
+    if llm is not None:
+        payload += 200 + len(llm.model) + len(llm.refusal_reason)
+        for tool in llm.tools:
+            payload += 64 + len(tool)
     return _RECORD_OVERHEAD + len(req.path) + len(req.query_string) + len(req.body) + headers + misses + payload
 
 
