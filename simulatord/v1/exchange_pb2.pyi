@@ -179,7 +179,10 @@ class Exchange(_message.Message):
     sequence: _builtins.int
     """Position in the session's journal, starting at 1, without gaps."""
     stub: _builtins.str
-    """Name of the stub that answered; empty when nothing matched."""
+    """Name of the stub that answered; for a request the session's LLM simulation answered,
+    `{session}/llm/rules/{id}` or `{session}/llm/default`. Empty when nothing matched or the
+    simulation refused the request (see `llm.refusal_reason`).
+    """
     kind: Global___ExchangeKind.ValueType
     """What this exchange records: an HTTP request, a WebSocket upgrade or a WebSocket frame."""
     @_builtins.property
@@ -393,7 +396,7 @@ class NearMiss(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     MISMATCHES_FIELD_NUMBER: _builtins.int
     stub: _builtins.str
-    """The stub's resource name; for an LLM rule, `llm/rules/{id}`."""
+    """The stub's resource name; for an LLM rule, `{session}/llm/rules/{id}`."""
     description: _builtins.str
     """The stub's description, if any."""
     @_builtins.property
