@@ -233,6 +233,13 @@ class Turn:
     # --- Responses -----------------------------------------------------------------------------
 
     def _items(self) -> list[dict[str, Any]]:
+        # Generated once per turn: an item keeps its id from `response.output_item.added` to the completed
+        # response, as the real stream's do (the SDKs' accumulators and clients correlate them by id).
+        if not hasattr(self, "_output"):
+            self._output = self._new_items()
+        return self._output
+
+    def _new_items(self) -> list[dict[str, Any]]:
         answer, items = self.answer, []
         if answer.thinking:
             items.append(

@@ -180,7 +180,11 @@ class Simulation:
         limited = self._limited(conversation, now)
         if limited is not None:
             kind_message, retry = limited
-            reply = self._error(ErrorSpec(ErrorKind.RATE_LIMITED, kind_message, retry), conversation, base, request_id)
+            # The providers' 429 carries the rate-limit headers too (remaining 0, the reset): clients back off by them.
+            headers = [*base, *self._rate_headers(now)]
+            reply = self._error(
+                ErrorSpec(ErrorKind.RATE_LIMITED, kind_message, retry), conversation, headers, request_id
+            )
             return Served(reply, await send_plain(reply, wire), _record(conversation, refusal_reason=kind_message))
 
         rule, misses = select(self._eligible(endpoint), conversation, request)
