@@ -1,26 +1,31 @@
-"""The docs' Python examples run: blocks marked `<!-- doctest: file.py -->` (README.md, docs/python-client.md) as
-test files, and every block of the two behaviours docs against a real daemon, which must accept what they build."""
+"""The docs' Python examples run: blocks marked `<!-- doctest: file.py -->` (README.md, docs/python-client.md,
+docs/llm.md) as test files, every block of the two behaviours docs against a real daemon, which must accept what
+they build, and the LLM page's grpcurl CreateSession body as a real session."""
 
 from __future__ import annotations
 
 import ast
 import contextlib
 import itertools
+import json
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from google.protobuf import json_format
 from websockets.sync.client import connect
 
-from simulatord.v1 import stub_pb2
-from simulatord_client import Session
+from simulatord.v1 import simulator_service_pb2, stub_pb2
+from simulatord_client import Session, Simulator
 
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = (ROOT / "README.md", ROOT / "docs" / "python-client.md")
+DOCS = (ROOT / "README.md", ROOT / "docs" / "python-client.md", ROOT / "docs" / "llm.md")
 BEHAVIOUR_DOCS = ("behaviours-faults-streaming.md", "behaviours-state-websockets.md")
 _BLOCK = re.compile(r"<!-- doctest: (\S+) -->\n```python\n(.*?)\n```", re.DOTALL)
 _PYTHON = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -31,7 +36,18 @@ def _blocks() -> list[tuple[str, str]]:
 
 
 def test_the_docs_have_tested_examples() -> None:
-    assert [name for name, _ in _blocks()] == ["test_readme_example.py", "test_quickstart.py", "test_migrated.py"]
+    assert [name for name, _ in _blocks()] == [
+        "test_readme_example.py",
+        "test_readme_llm.py",
+        "test_quickstart.py",
+        "test_migrated.py",
+        "test_llm_quickstart.py",
+        "test_llm_rules.py",
+        "test_llm_errors.py",
+        "test_llm_limits.py",
+        "test_llm_streams.py",
+        "test_llm_strict.py",
+    ]
 
 
 def test_doc_examples_pass(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, simulatord_address: str) -> None:
@@ -114,3 +130,23 @@ def test_behaviour_docs_examples_run(sim_session: Session, connections: contextl
     }
     assert _run(BEHAVIOUR_DOCS[1], namespace, programmer, glue) == 7
     assert len(sim_session.list_stubs()) == 13  # 5 built in the first doc, 8 in the second
+
+
+def test_llm_grpcurl_example_creates_a_working_session(simulator: Simulator, http: httpx.Client) -> None:
+    """The grpcurl body of docs/llm.md is a valid CreateSessionRequest whose session answers the curl beneath it."""
+    text = (ROOT / "docs" / "llm.md").read_text()
+    block = re.search(r"<!-- grpcurl: llm session -->\n```bash\ngrpcurl -plaintext -d '(.*?)' 127\.0\.0\.1", text, re.S)
+    assert block, "docs/llm.md lost its grpcurl CreateSession example"
+    request = json_format.Parse(block.group(1), simulator_service_pb2.CreateSessionRequest())
+    assert request.session.llm.rules[0].id == "weather"
+    request.parent = "tenants/docs-llm"
+    request.session_id = f"assistant-{secrets.token_hex(8)}"  # runs sharing a daemon stay apart
+    created = simulator.stub.CreateSession(request, timeout=10)
+    try:
+        curl = re.search(r"-d '(\{\"model\".*?)'\n", text)
+        assert curl, "docs/llm.md lost its curl example"
+        answer = http.post(f"{created.session.base_url}/v1/chat/completions", json=json.loads(curl.group(1)))
+        assert answer.status_code == 200
+        assert answer.json()["choices"][0]["message"]["content"] == "I only know the weather."
+    finally:
+        simulator.stub.DeleteSession(simulator_service_pb2.DeleteSessionRequest(name=created.session.name), timeout=10)
