@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from simulatord.llm import tokens
 from simulatord.llm.conversation import Conversation
-from simulatord.llm.spec import DEFAULT_TEXT, ReplySpec, ToolCall
+from simulatord.llm.spec import DEFAULT_TEXT, Endpoint, ReplySpec, ToolCall
 
 _ALNUM = string.ascii_letters + string.digits
 _ALNUM_ONLY = bytes.maketrans(b"+/", b"xQ")
@@ -58,18 +58,21 @@ def answer(reply: ReplySpec, conversation: Conversation, rng: random.Random, cal
         for call in reply.tool_calls
     )
     text = reply.text
+    # Thinking is only shown where the request can see it: Anthropic with thinking enabled, or a Responses
+    # reasoning summary; Chat Completions never shows it. What is not shown is not counted either.
+    thinking = reply.thinking if conversation.thinking or conversation.endpoint is Endpoint.RESPONSES else ""
     if reply.error is not None and reply.error.after_tokens:
         text = filler(reply.error.after_tokens)
     truncated = False
     limit = conversation.max_tokens
     if limit and not calls and not reply.stop_reason and len(pieces := tokens.split(text)) > limit:
         text, truncated = "".join(pieces[:limit]), True  # as a real model stops at max tokens
-    output = tokens.count(text) + tokens.count(reply.thinking) + tokens.count(reply.refusal)
+    output = tokens.count(text) + tokens.count(thinking) + tokens.count(reply.refusal)
     for call in calls:
         output += tokens.count(call.name) + tokens.count(call.arguments)
     return Answer(
         text=text,
-        thinking=reply.thinking,
+        thinking=thinking,
         refusal=reply.refusal,
         tool_calls=calls,
         stop_reason=reply.stop_reason,

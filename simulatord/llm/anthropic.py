@@ -53,7 +53,10 @@ def error_body(error_type: str, message: str, request_id: str) -> dict[str, Any]
 
 def error(kind: ErrorKind, message: str, model: str, request_id: str) -> tuple[int, dict[str, Any]]:
     status, error_type, usual = ERRORS[kind]
-    return status, error_body(error_type, message or usual.format(model=model), request_id)
+    body = error_body(error_type, message or usual.format(model=model), request_id)
+    if kind is ErrorKind.QUOTA_EXCEEDED:  # the code the SDK raises EnforcedSpendLimitReachedError for
+        body["error"]["details"] = {"error_code": "enforced_spend_limit_reached"}
+    return status, body
 
 
 def refused(status: int, message: str, request_id: str) -> dict[str, Any]:

@@ -23,9 +23,10 @@ def _gap(timing: Timing, tokens: int, first: bool, rng: random.Random) -> float:
 
 async def stream(
     events: Sequence[Event], out: Out, reply: Reply, timing: Timing, trouble: Trouble, ping: bytes, rng: random.Random
-) -> End:
+) -> tuple[End, int]:
     """Sends the headers, then each event after the wait its tokens imply; framing events go at once. Aborts
-    or stalls after the programmed number of output tokens. Returns how the stream ended."""
+    or stalls after the programmed number of output tokens. Returns how the stream ended and the output
+    tokens that went out."""
     await out.start(reply, None)
     deadline = asyncio.get_running_loop().time() + out.max_seconds
     sent = 0
@@ -37,17 +38,17 @@ async def stream(
             if wait > 0:
                 outcome = await pause(out, wait, deadline, trouble.ping_interval, ping)
                 if outcome == GONE:
-                    return await out.interrupted(reply)
+                    return await out.interrupted(reply), sent
                 if outcome == DEADLINE:
                     break
         await out.body(event.data)
         out.events += 1
         sent += event.tokens
         if trouble.abort_after_tokens and sent >= trouble.abort_after_tokens:
-            return await abort(out, trouble.abort)
+            return await abort(out, trouble.abort), sent
         if trouble.stall_after_tokens and sent >= trouble.stall_after_tokens:
             if await pause(out, math.inf, deadline, trouble.ping_interval, ping) == GONE:
-                return await out.interrupted(reply)
+                return await out.interrupted(reply), sent
             break  # the daemon's bound on a stream's length ended the stall
     await out.end()
-    return End.COMPLETE
+    return End.COMPLETE, sent

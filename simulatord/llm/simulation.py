@@ -7,6 +7,7 @@ answer delivered as a JSON body or a paced event stream.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -199,13 +200,15 @@ class Simulation:
             record = _record(conversation, rule=rule_id)
             return Served(reply, await send_plain(reply, wire), record, answered_by, misses)
 
+        if endpoint is Endpoint.EMBEDDINGS:  # input tokens only, as the provider counts them
+            reply = Reply(200, [JSON, *headers], json.dumps(openai.embeddings(conversation)).encode())
+            return Served(
+                reply, await send_plain(reply, wire), _record(conversation, rule=rule_id), answered_by, misses
+            )
         ans = make_answer(reply_spec, conversation, self._rng, *self._call_id())
         self._window.tokens += ans.output_tokens
         output = ans.output_tokens * conversation.n
         record = _record(conversation, rule=rule_id, input_tokens=ans.input_tokens, output_tokens=output)
-        if endpoint is Endpoint.EMBEDDINGS:
-            reply = Reply(200, [JSON, *headers], json.dumps(openai.embeddings(conversation)).encode())
-            return Served(reply, await send_plain(reply, wire), record, answered_by, misses)
         if not conversation.stream:
             reply = Reply(200, [JSON, *headers], json.dumps(self._body(conversation, ans, now)).encode())
             return Served(reply, await send_plain(reply, wire), record, answered_by, misses)
@@ -218,9 +221,11 @@ class Simulation:
         ping = openai.PING if provider is Provider.OPENAI else anthropic.PING
         out = Out(wire)
         try:
-            end = await delivery.stream(events, out, reply, timing, reply_spec.trouble, ping, rng)
+            end, sent = await delivery.stream(events, out, reply, timing, reply_spec.trouble, ping, rng)
         finally:
             out.close(reply)
+        if end is not End.COMPLETE:  # the journal counts what went out, not what was scripted
+            record = dataclasses.replace(record, output_tokens=sent)
         return Served(reply, end, record, answered_by, misses)
 
     def _eligible(self, endpoint: Endpoint) -> tuple[Rule, ...]:

@@ -59,7 +59,9 @@ class _LlmContractEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LlmContra
     is set, malformed JSON) gets the provider's 400 (or 404) with the reason, and is recorded so.
     """
     LLM_CONTRACT_LENIENT: _LlmContract.ValueType  # 2
-    """Only malformed JSON and requests the simulation cannot read are refused."""
+    """Only malformed JSON, requests the simulation cannot read and unknown models (when `models` is
+    set) are refused.
+    """
 
 class LlmContract(_LlmContract, metaclass=_LlmContractEnumTypeWrapper):
     """How closely requests are checked against the provider's contract."""
@@ -72,7 +74,9 @@ result answering no tool call, `stream_options` without `stream`, an unknown mod
 is set, malformed JSON) gets the provider's 400 (or 404) with the reason, and is recorded so.
 """
 LLM_CONTRACT_LENIENT: LlmContract.ValueType  # 2
-"""Only malformed JSON and requests the simulation cannot read are refused."""
+"""Only malformed JSON, requests the simulation cannot read and unknown models (when `models` is
+set) are refused.
+"""
 Global___LlmContract: _TypeAlias = LlmContract  # noqa: Y015
 
 class _LlmErrorKind:
@@ -251,7 +255,9 @@ class LlmMatcher(_message.Message):
     STREAM_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
     turn: _builtins.int
-    """The turn: the number of user messages in the conversation, counting from 1. 0: any turn."""
+    """The turn: the number of user messages with text in the conversation, counting from 1 (a message
+    holding only tool results starts no turn). 0: any turn.
+    """
     tool_result: _builtins.bool
     """Whether the conversation ends with a tool result (a `tool` message, a `tool_result` block,
     a `function_call_output` item). Unset: either.
@@ -337,8 +343,8 @@ class LlmReply(_message.Message):
     text: _builtins.str
     """The assistant's text. Templates are not rendered; it is sent as written."""
     thinking: _builtins.str
-    """Anthropic: a thinking block before the text (with a signature); OpenAI Responses: a reasoning
-    summary. Ignored by Chat Completions.
+    """Anthropic: a thinking block before the text (with a signature), sent only when the request
+    enables thinking; OpenAI Responses: a reasoning summary. Ignored by Chat Completions.
     """
     refusal: _builtins.str
     """The model refuses: OpenAI `message.refusal` (Responses: a `refusal` content part);
@@ -638,7 +644,7 @@ class LlmExchange(_message.Message):
 
     @_builtins.property
     def usage(self) -> Global___LlmUsage:
-        """The usage reported."""
+        """The usage reported; for a stream that ended early, the output tokens that went out."""
 
     def __init__(
         self,

@@ -388,7 +388,9 @@ def test_openai_embeddings_deterministic_dimensions_unit_length(
         ).json()
         assert floats["object"] == "list" and floats["data"][0]["object"] == "embedding"
         assert floats["data"][0]["embedding"] == pytest.approx(alpha, abs=1e-6)
-        assert [e.llm.endpoint for e in only_llm(s.exchanges()) if e.llm] == ["embeddings"] * 4
+        calls = [e.llm for e in only_llm(s.exchanges()) if e.llm]
+        assert [c.endpoint for c in calls] == ["embeddings"] * 4
+        assert [c.output_tokens for c in calls] == [0] * 4  # embeddings have input tokens only
 
 
 # --- 5. Models and token counting -----------------------------------------------------------------
@@ -425,6 +427,25 @@ def test_anthropic_count_tokens_matches_usage(sim: Simulator, tenant: str) -> No
 
 
 # --- 6. Anthropic Messages ------------------------------------------------------------------------
+
+
+def test_thinking_is_sent_only_where_the_request_can_see_it(sim: Simulator, tenant: str) -> None:
+    """The real APIs send no thinking block unless the request enables thinking, and Chat Completions none at
+    all: a script with thinking must not teach a client to expect one."""
+    reply = llm.reply("4", thinking="2 + 2 = 4")
+    with sim.session(tenant=tenant, llm=llm.anthropic(default=reply)) as s:
+        plain = ant(s).messages.create(model=CLAUDE, max_tokens=100, messages=user("2+2?"))
+        thinking = ant(s).messages.create(
+            model=CLAUDE,
+            max_tokens=2048,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=user("2+2?"),
+        )
+        assert [b.type for b in plain.content] == ["text"] and plain.usage.output_tokens == 1
+        assert [b.type for b in thinking.content] == ["thinking", "text"] and thinking.usage.output_tokens == 6
+    with sim.session(tenant=tenant, llm=llm.openai(default=reply)) as s:
+        completion = oai(s).chat.completions.create(model=GPT, messages=user("2+2?"))
+        assert completion.usage is not None and completion.usage.completion_tokens == 1
 
 
 def test_anthropic_messages_non_streaming_and_stream_sync(sim: Simulator, tenant: str, http: httpx.Client) -> None:
@@ -622,7 +643,7 @@ def test_quota_exceeded_is_429_without_retry_after(sim: Simulator, tenant: str) 
         assert "retry-after" not in error.response.headers and "retry-after-ms" not in error.response.headers
         assert "exceeded your current quota" in error.message
     with sim.session(tenant=tenant, llm=llm.anthropic(default=llm.error("quota_exceeded"))) as s:
-        with pytest.raises(anthropic.RateLimitError) as caught_a:
+        with pytest.raises(anthropic.EnforcedSpendLimitReachedError) as caught_a:  # a RateLimitError
             ant(s).messages.create(model=CLAUDE, max_tokens=10, messages=user("hi"))
         assert caught_a.value.status_code == 429
         assert "retry-after" not in caught_a.value.response.headers
@@ -646,6 +667,7 @@ def test_openai_aborted_stream_raises_in_the_sdk(sim: Simulator, tenant: str, ho
         assert "".join(received) == "one two three"
         [exchange] = finished(s, 1)
         assert exchange.exchange.response.end == ABORTED
+        assert exchange.llm is not None and exchange.llm.output_tokens == 3  # what went out, not the seven
 
 
 @pytest.mark.parametrize("how", ["reset", "close"])
