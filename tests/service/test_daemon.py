@@ -234,3 +234,19 @@ def test_cli_names_the_flag_of_a_malformed_name(daemon: EmbeddedDaemon) -> None:
     assert tenant.returncode == 2 and "parent" not in tenant.stderr
     assert "argument --tenant: tenant id 'tenants/acme' must be 1-63 characters" in tenant.stderr
     assert "give the id alone (acme, not tenants/acme), or - for every tenant" in tenant.stderr
+
+
+def test_a_busy_port_is_named_with_the_flag_that_sets_it(daemon: EmbeddedDaemon) -> None:
+    http_port = daemon.http_url.rsplit(":", 1)[1]
+    grpc_port = daemon.grpc_address.rsplit(":", 1)[1]
+    for kind, flag, ports in (
+        ("HTTP", "--http-port", ["--http-port", http_port, "--grpc-port", "0"]),
+        ("gRPC", "--grpc-port", ["--http-port", "0", "--grpc-port", grpc_port]),
+    ):
+        busy = ports[ports.index(flag) + 1]
+        ended = _cli("serve", "--host", "127.0.0.1", *ports)
+        assert ended.returncode == 2
+        assert ended.stderr.splitlines() == [
+            f"simulatord: cannot start: the {kind} port {busy} on 127.0.0.1 is in use (another simulatord?): "
+            f"choose another with {flag}, or {flag} 0 for any free one"
+        ]
