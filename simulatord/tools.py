@@ -21,6 +21,8 @@ _HTTP_NOT_GRPC = ("Received http2 header with status", "Trying to connect an htt
 # Errors the daemon itself sends carry google.rpc status details; a transport failure has none.
 _DAEMON_DETAILS = "grpc-status-details-bin"
 DEFAULT_GRPC_PORT = Settings.grpc_port
+# A port that accepts connections but never speaks HTTP/2 would otherwise keep a one-shot command waiting forever.
+CALL_TIMEOUT = 30.0
 
 
 def failure(address: str, exc: grpc.RpcError) -> str:
@@ -41,7 +43,7 @@ def failure(address: str, exc: grpc.RpcError) -> str:
             "or give its gRPC address as --address or SIMULATORD_ADDRESS)"
         )
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and not from_daemon:
-        return f"simulatord: the daemon at {address} did not answer in time (is that address its gRPC port?)"
+        return f"simulatord: no gRPC answer from {address} in time (is it the daemon's gRPC port, --grpc-port?)"
     return f"simulatord at {address}: {code.name}: {details}"
 
 
@@ -75,7 +77,7 @@ def list_sessions(address: str, tenant: str, token: str = "") -> int:
         while True:
             request = pb.ListSessionsRequest(parent=f"tenants/{tenant}", page_token=page)
             try:
-                reply = stub.ListSessions(request, metadata=_metadata(token))
+                reply = stub.ListSessions(request, timeout=CALL_TIMEOUT, metadata=_metadata(token))
             except grpc.RpcError as exc:
                 print(failure(address, exc), file=sys.stderr)
                 return 1
