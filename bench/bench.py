@@ -582,7 +582,7 @@ def meta(a: argparse.Namespace, started: datetime, seconds: float, load_start: s
 
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="smoke run of about 1-2 minutes")
+    ap.add_argument("--quick", action="store_true", help="smoke run: every default below takes its quick value")
     for k in DEFAULTS:
         ap.add_argument(
             "--" + k.replace("_", "-"),

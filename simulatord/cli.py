@@ -12,8 +12,33 @@ from pathlib import Path
 from typing import Any
 
 from simulatord.config import ENV_PREFIX, Settings, env_default, flags
+from simulatord.errors import InvalidArgument
+from simulatord.names import ID_RULE, WILDCARD, parse_session, valid_id
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_ADDRESS = f"127.0.0.1:{Settings.grpc_port}"
+
+
+# Names are checked here, not only by the daemon: its error would name the request field (`parent`), not the flag.
+def _session_name(value: str) -> str:
+    try:
+        parse_session(value)
+    except InvalidArgument as exc:
+        example = value if valid_id(value) else "checkout"
+        hint = (
+            ""
+            if value.count("/") == 3  # the form is right, an id is not: the description says which rule
+            else f"; give the session's full name, e.g. tenants/acme/sessions/{example} (`simulatord sessions list`)"
+        )
+        raise argparse.ArgumentTypeError(exc.violations[0].description + hint) from None
+    return value
+
+
+def _tenant_id(value: str) -> str:
+    if not (valid_id(value) or value == WILDCARD):
+        raise argparse.ArgumentTypeError(
+            f"tenant id {value!r} {ID_RULE}; give the id alone (acme, not tenants/acme), or {WILDCARD} for every tenant"
+        )
+    return value
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     sessions = sub.add_parser("sessions", help="inspect sessions").add_subparsers(dest="action", required=True)
     ls = sessions.add_parser("list", help="list sessions of a tenant (default: every tenant)")
     _address(ls)
-    ls.add_argument("--tenant", default="-")
+    ls.add_argument("--tenant", type=_tenant_id, default=WILDCARD, help="a tenant id, or - for every tenant")
     exchanges = sub.add_parser("exchanges", help="inspect exchanges").add_subparsers(dest="action", required=True)
     watch = exchanges.add_parser("watch", help="live tail of a session's exchanges")
     _address(watch)
-    watch.add_argument("--session", required=True, help="tenants/{tenant}/sessions/{session}")
+    watch.add_argument("--session", type=_session_name, required=True, help="tenants/{tenant}/sessions/{session}")
     watch.add_argument("--from-start", action="store_true", help="replay what the journal keeps first")
     watch.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     return parser
@@ -95,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     from simulatord import tools
 
-    if args.command == "health":
-        return tools.health(args.address, args.timeout, args.token)
-    if args.command == "sessions":
-        return tools.list_sessions(args.address, args.tenant, args.token)
-    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    return tools.watch(args.address, args.session, args.from_start, color, args.token)
+    try:
+        if args.command == "health":
+            return tools.health(args.address, args.timeout, args.token)
+        if args.command == "sessions":
+            return tools.list_sessions(args.address, args.tenant, args.token)
+        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+        return tools.watch(args.address, args.session, args.from_start, color, args.token)
+    except KeyboardInterrupt:  # Ctrl-C while waiting for the daemon: no traceback
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import resource
 import signal
@@ -39,14 +40,30 @@ class Bound:
     grpc_address: str
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, what: str, flag: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise _cannot_listen(host, port, what, flag, exc) from exc
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def _cannot_listen(host: str, port: int, what: str, flag: str, exc: OSError | None) -> OSError:
+    """The start-up error for a port that cannot be had: which one, for what, and the flag that sets it, which
+    the bare OSError ("Address already in use") does not say."""
+    if exc is not None and exc.errno == errno.EADDRINUSE:
+        return OSError(
+            f"the {what} port {port} on {host} is in use (another simulatord?): choose another with {flag}, "
+            f"or {flag} 0 for any free one"
+        )
+    why = exc.strerror if exc is not None else "gRPC could not bind it"
+    return OSError(f"cannot listen on {host}:{port} for {what} ({why}): check --host and {flag}")
 
 
 def _display_host(host: str) -> str:
@@ -62,7 +79,7 @@ async def run(
 ) -> None:
     """Serves until `stop` is set (or SIGTERM/SIGINT arrives), then stops gracefully."""
     stop = stop or asyncio.Event()
-    http_sock = _listen(settings.host, settings.http_port)
+    http_sock = _listen(settings.host, settings.http_port, "HTTP", "--http-port")
     http_port = http_sock.getsockname()[1]
     shown = _display_host(settings.host)
     scheme = "https" if settings.tls_cert else "http"
@@ -92,7 +109,13 @@ async def run(
         [_LazyReflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))]
     )
     grpc_host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    grpc_port = grpc_server.add_insecure_port(f"{grpc_host}:{settings.grpc_port}")
+    if settings.grpc_port:
+        # gRPC says only "Failed to bind" (and logs the reason from C): trying the port first finds out why.
+        _listen(settings.host, settings.grpc_port, "gRPC", "--grpc-port").close()
+    try:
+        grpc_port = grpc_server.add_insecure_port(f"{grpc_host}:{settings.grpc_port}")
+    except RuntimeError as exc:  # taken between the trial and now, or refused for a reason the trial missed
+        raise _cannot_listen(settings.host, settings.grpc_port, "gRPC", "--grpc-port", None) from exc
     await grpc_server.start()
 
     serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)

@@ -8,12 +8,43 @@ from datetime import datetime
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from simulatord.config import Settings
 from simulatord.v1 import exchange_pb2, session_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 
 _COLORS = {"2": "\033[32m", "3": "\033[36m", "4": "\033[33m", "5": "\033[31m"}
 _RESET = "\033[0m"
+# What grpc says when an HTTP server answered instead of a gRPC one: hypercorn (HTTP/2) answers the call's
+# path with a 404, an HTTP/1.1-only server (uvicorn) the HTTP/2 preface with a 400.
+_HTTP_NOT_GRPC = ("Received http2 header with status", "Trying to connect an http1.x server")
+# Errors the daemon itself sends carry google.rpc status details; a transport failure has none.
+_DAEMON_DETAILS = "grpc-status-details-bin"
+DEFAULT_GRPC_PORT = Settings.grpc_port
+# A port that accepts connections but never speaks HTTP/2 would otherwise keep a one-shot command waiting forever.
+CALL_TIMEOUT = 30.0
+
+
+def failure(address: str, exc: grpc.RpcError) -> str:
+    """One line saying why a command got no answer from the daemon at `address`, and what to do about it."""
+    code, details = exc.code(), exc.details() or ""
+    if code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE) and any(
+        words in details for words in _HTTP_NOT_GRPC
+    ):
+        return (
+            f"simulatord: {address} answers HTTP, not gRPC: is it the daemon's HTTP port (--http-port)? "
+            f"Commands need its gRPC port (simulatord serve --grpc-port, default {DEFAULT_GRPC_PORT}): "
+            "give it as --address or SIMULATORD_ADDRESS"
+        )
+    from_daemon = isinstance(exc, grpc.Call) and any(key == _DAEMON_DETAILS for key, _ in exc.trailing_metadata() or ())
+    if code == grpc.StatusCode.UNAVAILABLE and not from_daemon:
+        return (
+            f"simulatord: cannot reach the daemon at {address} (is it running? start it with `simulatord serve`, "
+            "or give its gRPC address as --address or SIMULATORD_ADDRESS)"
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and not from_daemon:
+        return f"simulatord: no gRPC answer from {address} in time (is it the daemon's gRPC port, --grpc-port?)"
+    return f"simulatord at {address}: {code.name}: {details}"
 
 
 def _metadata(token: str) -> tuple[tuple[str, str], ...]:
@@ -31,7 +62,7 @@ def health(address: str, timeout: float, token: str = "") -> int:
                 health_pb2.HealthCheckRequest(), timeout=timeout, metadata=_metadata(token)
             )
     except grpc.RpcError as exc:
-        print(f"simulatord at {address}: {exc.code().name}", file=sys.stderr)
+        print(failure(address, exc), file=sys.stderr)
         return 1
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(f"simulatord at {address}: {status}")
@@ -46,9 +77,9 @@ def list_sessions(address: str, tenant: str, token: str = "") -> int:
         while True:
             request = pb.ListSessionsRequest(parent=f"tenants/{tenant}", page_token=page)
             try:
-                reply = stub.ListSessions(request, metadata=_metadata(token))
+                reply = stub.ListSessions(request, timeout=CALL_TIMEOUT, metadata=_metadata(token))
             except grpc.RpcError as exc:
-                print(f"simulatord at {address}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+                print(failure(address, exc), file=sys.stderr)
                 return 1
             rows.extend(reply.sessions)
             page = reply.next_page_token
@@ -81,8 +112,10 @@ def watch(address: str, session: str, from_start: bool, color: bool, token: str 
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.SimulatorServiceStub(channel)
         request = pb.WatchExchangesRequest(parent=session, start_sequence=1 if from_start else 0)
+        shown = False
         try:
             for event in stub.WatchExchanges(request, metadata=_metadata(token)):
+                shown = True
                 if event.HasField("exchange"):
                     print(format_exchange(event.exchange, color), flush=True)
                 else:
@@ -91,7 +124,9 @@ def watch(address: str, session: str, from_start: bool, color: bool, token: str 
                         flush=True,
                     )
         except grpc.RpcError as exc:
-            print(f"watch ended: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            # Once the watch has shown something, the daemon was reachable: say the stream ended, and why.
+            ended = f"watch ended: {exc.code().name}: {exc.details()}" if shown else failure(address, exc)
+            print(ended, file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             return 0

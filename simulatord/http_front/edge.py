@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from simulatord.http_front.connection import AsgiWire
-from simulatord.http_front.routing import Route, route
+from simulatord.http_front.routing import Route, header_problem, route
 from simulatord.http_front.websocket import AsgiSocket
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.wire import send_plain
@@ -169,7 +169,16 @@ class SimulatedTraffic:
             else None
         )
         if target is None:
-            await self.inner(scope, receive, send)
+            problem = header_problem(scope["headers"]) if kind in ("http", "websocket") else None
+            if problem is None:
+                await self.inner(scope, receive, send)
+            elif kind == "http":
+                wire = AsgiWire(scope, receive, send, self.max_stream_seconds)
+                await send_plain(answers.malformed_session_header(problem), wire)
+            else:
+                socket = AsgiSocket(scope, receive, send)
+                if await socket.connected():
+                    await socket.refuse(answers.malformed_session_header(problem))
         elif kind == "http":
             await self.serve(target, scope, receive, send)
         else:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from simulatord.errors import InvalidArgument
 from simulatord.matching.request import Routing
-from simulatord.names import SessionKey, valid_id
+from simulatord.names import SessionKey, parse_session, valid_id
 
 ROUTING_HEADER = b"x-simulatord-session"
 PREFIX = "/tenants/"
@@ -86,4 +87,16 @@ def route(
                 return None
             rest = "/" + parts[5] if len(parts) == 6 else "/"
             return Route(key, rest, Routing.PATH_PREFIX, ambiguous, announced)
+    return None
+
+
+def header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Why the routing header of a request that addresses no session names none; None without the header.
+    Called only for requests `route` found no session for, so the simulated traffic's path never pays for it."""
+    for name, value in headers:
+        if name == ROUTING_HEADER:
+            try:
+                parse_session(value.decode("latin-1").strip().strip("/"), ROUTING_HEADER.decode())
+            except InvalidArgument as exc:
+                return exc.violations[0].description
     return None

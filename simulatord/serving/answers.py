@@ -11,6 +11,7 @@ from simulatord.names import SessionKey
 from simulatord.responding.reply import Reply, error_reply, json_reply
 
 UNMATCHED_HEADER = ("x-simulatord-unmatched", "true")
+MAX_QUOTED = 300  # characters of what a client sent, quoted back in an answer
 
 
 def unmatched(key: SessionKey, status: int, request: HttpRequest, misses: tuple[NearMiss, ...]) -> Reply:
@@ -34,6 +35,13 @@ def unmatched(key: SessionKey, status: int, request: HttpRequest, misses: tuple[
 
 def no_such_session(key: SessionKey) -> Reply:
     return json_reply(404, {"error": f"session {key.name} not found", "reason": "SESSION_NOT_FOUND"})
+
+
+def malformed_session_header(problem: str) -> Reply:
+    """For a request whose x-simulatord-session header names no session: what is wrong with its value, where
+    the daemon's 404 page would only list the ways of addressing a session."""
+    message = f"the x-simulatord-session header's value is malformed: {problem[:MAX_QUOTED]}"
+    return error_reply("MALFORMED_SESSION_HEADER", message, status=400)
 
 
 # Closing the connection after these answers, since what follows the request on it cannot be trusted.

@@ -5,19 +5,17 @@ they build, and the LLM page's grpcurl CreateSession body as a real session."""
 from __future__ import annotations
 
 import ast
-import contextlib
 import itertools
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from google.protobuf import json_format
-from websockets.sync.client import connect
 
 from simulatord.v1 import simulator_service_pb2, stub_pb2
 from simulatord_client import Session, Simulator
@@ -60,16 +58,11 @@ def test_doc_examples_pass(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
     result.assert_outcomes(passed=sum(len(re.findall(r"^def test_", code, re.MULTILINE)) for _, code in blocks))
 
 
-def _matcher(method: str) -> Callable[[str], stub_pb2.RequestMatcher]:
-    return lambda path: stub_pb2.RequestMatcher(method=method, path=stub_pb2.PathMatcher(exact=path))
-
-
 class _Programmer:
     """Creates in a session every stub or response an example builds, so the daemon checks each of them."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.names: dict[int, str] = {}  # id(stub message) -> the name it was created under
+    def __init__(self, session: Callable[[], Session]) -> None:
+        self.session = session  # a function: a doc may create the session it programs
         self._paths = (f"/doc-example-{n}" for n in itertools.count(1))
 
     def accept(self, value: Any) -> None:
@@ -77,20 +70,17 @@ class _Programmer:
             for item in value:
                 self.accept(item)
         elif isinstance(value, stub_pb2.Stub):
-            self.names[id(value)] = self.session.add(value)[0].name
+            self.session().add(value)
         elif isinstance(value, stub_pb2.Response):
-            self.session.stub(path=next(self._paths), response=value)
+            self.session().stub(path=next(self._paths), response=value)
 
 
-def _run(doc: str, namespace: dict[str, Any], programmer: _Programmer, glue: dict[str, Callable[[], Any]]) -> int:
-    """Runs each block's statements in order, programming what its expressions and assignments build; a name
-    in `glue` that a block needs and no block defined is provided by the test first. Returns the block count."""
+def _run(doc: str, namespace: dict[str, Any], programmer: _Programmer) -> int:
+    """Runs each block's statements in order, in one namespace, so that a name a block uses must be defined by
+    an earlier one, and programs what its expressions and assignments build. Returns the block count."""
     blocks = _PYTHON.findall((ROOT / "docs" / doc).read_text())
     for block in blocks:
         tree = ast.parse(block, doc)
-        used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-        for name in sorted(used & glue.keys() - namespace.keys()):
-            namespace[name] = glue[name]()
         for statement in tree.body:
             if isinstance(statement, ast.Expr):
                 programmer.accept(eval(compile(ast.Expression(statement.value), doc, "eval"), namespace))
@@ -103,33 +93,34 @@ def _run(doc: str, namespace: dict[str, Any], programmer: _Programmer, glue: dic
     return len(blocks)
 
 
-@pytest.fixture
-def connections() -> Iterator[contextlib.ExitStack]:
-    with contextlib.ExitStack() as stack:
-        yield stack
+def test_behaviour_docs_examples_run(
+    sim_session: Session, simulatord_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _run(BEHAVIOUR_DOCS[0], {}, _Programmer(lambda: sim_session)) == 5
+    assert len(sim_session.list_stubs()) == 5
 
-
-def test_behaviour_docs_examples_run(sim_session: Session, connections: contextlib.ExitStack) -> None:
-    programmer = _Programmer(sim_session)
-    assert _run(BEHAVIOUR_DOCS[0], {}, programmer, {}) == 5
-
+    # The second doc sets up its own Simulator and session, from SIMULATORD_ADDRESS.
+    monkeypatch.setenv("SIMULATORD_ADDRESS", simulatord_address)
     namespace: dict[str, Any] = {}
+    try:
+        assert _run(BEHAVIOUR_DOCS[1], namespace, _Programmer(lambda: namespace["session"])) == 7
+        assert len(namespace["session"].list_stubs()) == 9  # 8 built, and the chat stub the push example adds
+        frames = namespace["session"].exchanges(path="/rooms/lobby")
+        assert any(e.exchange.frame.text == "going down" for e in frames)
+    finally:
+        if "sim" in namespace:
+            namespace["session"].close()
+            namespace["sim"].close()
 
-    def chat_name() -> str:
-        # The push example needs the chat stub created and a client connected to it.
-        name = programmer.names[id(namespace["chat"])]
-        connections.enter_context(connect(sim_session.url.replace("http://", "ws://", 1) + "/rooms/lobby"))
-        return name
 
-    glue: dict[str, Callable[[], Any]] = {
-        "get": lambda: _matcher("GET"),
-        "post": lambda: _matcher("POST"),
-        "control": lambda: sim_session.simulator.stub,
-        "session_name": lambda: sim_session.name,
-        "chat_name": chat_name,
-    }
-    assert _run(BEHAVIOUR_DOCS[1], namespace, programmer, glue) == 7
-    assert len(sim_session.list_stubs()) == 13  # 5 built in the first doc, 8 in the second
+def test_the_path_kind_examples_of_the_client_doc_create_stubs(sim_session: Session) -> None:
+    row = next(line for line in DOCS[1].read_text().splitlines() if line.startswith("| other path kinds"))
+    calls = re.findall(r"`(s\.stub\(.*?\))`", row)
+    assert len(calls) == 3
+    for call in calls:
+        eval(call, {"s": sim_session})  # each as a reader would copy it: a TypeError or a refused stub fails here
+    kinds = {s.request.path.WhichOneof("kind") for s in sim_session.list_stubs()}
+    assert kinds == {"prefix", "glob", "regex"}
 
 
 def test_llm_grpcurl_example_creates_a_working_session(simulator: Simulator, http: httpx.Client) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -177,3 +178,75 @@ def test_cli_health_sessions_and_watch(
     assert "GET     /hello -> 200" in lines[0]
     assert "GET     /missing -> 404" in lines[1] and "UNMATCHED" in lines[1]
     assert "near miss" in lines[2] and "path: expected exact '/hello'" in lines[2]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SIMULATORD_ADDRESS", "SIMULATORD_TOKEN")}
+    return subprocess.run(
+        [sys.executable, "-m", "simulatord", *args], capture_output=True, text=True, timeout=30, env=env
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+COMMANDS = (["health"], ["sessions", "list"], ["exchanges", "watch", "--session", "tenants/cli/sessions/s1"])
+
+
+def test_cli_commands_without_a_daemon_say_so_in_one_line() -> None:
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there any more
+    for command in COMMANDS:
+        ended = _cli(*command, "--address", address)
+        assert ended.returncode == 1, command
+        assert ended.stderr.splitlines() == [
+            f"simulatord: cannot reach the daemon at {address} (is it running? start it with `simulatord serve`, "
+            "or give its gRPC address as --address or SIMULATORD_ADDRESS)"
+        ], command
+
+
+def test_cli_commands_given_the_http_port_name_the_grpc_port(daemon: EmbeddedDaemon) -> None:
+    address = daemon.http_url.removeprefix("http://")
+    for command in COMMANDS:
+        ended = _cli(*command, "--address", address)
+        assert ended.returncode == 1, command
+        assert ended.stderr.splitlines() == [
+            f"simulatord: {address} answers HTTP, not gRPC: is it the daemon's HTTP port (--http-port)? Commands "
+            "need its gRPC port (simulatord serve --grpc-port, default 50051): give it as --address or "
+            "SIMULATORD_ADDRESS"
+        ], command
+
+
+def test_cli_names_the_flag_of_a_malformed_name(daemon: EmbeddedDaemon) -> None:
+    where = ["--address", daemon.grpc_address]
+    session = _cli("exchanges", "watch", *where, "--session", "checkout")
+    assert session.returncode == 2 and "parent" not in session.stderr
+    assert session.stderr.splitlines()[-1] == (
+        "simulatord exchanges watch: error: argument --session: must be 'tenants/{tenant}/sessions/{session}', "
+        "got 'checkout'; give the session's full name, e.g. tenants/acme/sessions/checkout (`simulatord sessions list`)"
+    )
+    ids = _cli("exchanges", "watch", *where, "--session", "tenants/Acme/sessions/checkout")
+    assert ids.returncode == 2
+    assert "argument --session: ids in 'tenants/Acme/sessions/checkout' must be 1-63 characters" in ids.stderr
+    tenant = _cli("sessions", "list", *where, "--tenant", "tenants/acme")
+    assert tenant.returncode == 2 and "parent" not in tenant.stderr
+    assert "argument --tenant: tenant id 'tenants/acme' must be 1-63 characters" in tenant.stderr
+    assert "give the id alone (acme, not tenants/acme), or - for every tenant" in tenant.stderr
+
+
+def test_a_busy_port_is_named_with_the_flag_that_sets_it(daemon: EmbeddedDaemon) -> None:
+    http_port = daemon.http_url.rsplit(":", 1)[1]
+    grpc_port = daemon.grpc_address.rsplit(":", 1)[1]
+    for kind, flag, ports in (
+        ("HTTP", "--http-port", ["--http-port", http_port, "--grpc-port", "0"]),
+        ("gRPC", "--grpc-port", ["--http-port", "0", "--grpc-port", grpc_port]),
+    ):
+        busy = ports[ports.index(flag) + 1]
+        ended = _cli("serve", "--host", "127.0.0.1", *ports)
+        assert ended.returncode == 2
+        assert ended.stderr.splitlines() == [
+            f"simulatord: cannot start: the {kind} port {busy} on 127.0.0.1 is in use (another simulatord?): "
+            f"choose another with {flag}, or {flag} 0 for any free one"
+        ]

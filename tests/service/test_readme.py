@@ -1,9 +1,13 @@
-"""The README's grpcurl examples run against a real daemon, through descriptors discovered by reflection."""
+"""The README's grpcurl examples run against a real daemon, through descriptors discovered by reflection; what it
+says of the serve flags and the benchmark matches the code."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import grpc
@@ -11,9 +15,12 @@ import httpx
 from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from simulatord.cli import build_parser
+from simulatord.config import flags
 from simulatord_client.embedded import EmbeddedDaemon
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 
 
 def grpcurl_calls() -> list[tuple[str, str]]:
@@ -90,3 +97,32 @@ def test_readme_behaviours_example_works() -> None:
         except httpx.ReadError:
             pass
         assert [r.status for r in s.exchanges()] == [429, 200, 200, 200, 0]
+
+
+def test_the_serve_synopsis_lists_every_flag_with_its_default() -> None:
+    synopsis = re.search(r"```\n(simulatord serve .*?)```", README.read_text(), re.S)
+    assert synopsis is not None
+    shown = dict(re.findall(r"(--[a-z-]+)(?: ([^\s\]]+))?", synopsis.group(1)))
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    serve = commands.choices["serve"]
+    every = {o for action in serve._actions for o in action.option_strings if o.startswith("--") and o != "--help"}
+    assert set(shown) == every
+    for setting in flags():
+        if isinstance(setting.default, (int, float)) or (isinstance(setting.default, str) and setting.default):
+            flag, default = "--" + setting.name.replace("_", "-"), setting.default
+            if not setting.metadata["choices"]:
+                assert shown[flag] == (f"{default:g}" if isinstance(default, float) else str(default)), flag
+
+
+def test_the_quick_bench_is_said_to_take_one_time_and_its_help_installs_nothing(tmp_path: Path) -> None:
+    said = {
+        doc: re.findall(r"--quick\W+(?:smoke run, )?about (\d+ minutes?)", (ROOT / doc).read_text())
+        for doc in ("README.md", "bench/README.md")
+    }
+    assert said == {"README.md": ["3 minutes"], "bench/README.md": ["3 minutes"]}
+    work = tmp_path / "bench-work"
+    env = {**os.environ, "BENCH_WORK": str(work)}
+    shown = subprocess.run([ROOT / "bench/run.sh", "--help"], capture_output=True, text=True, timeout=60, env=env)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: bench/run.sh")
+    assert "--quick" in shown.stdout and "[setup]" not in shown.stderr
+    assert not work.exists()

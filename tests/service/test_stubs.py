@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from simulatord.v1 import stub_pb2
+from simulatord_client.embedded import EmbeddedDaemon
 from tests.helpers import stub, value
 
 Session = pb.CreateSessionResponse
@@ -148,6 +152,27 @@ def test_addressing_by_header_and_host(
     assert routings == [2 + 1, 2]  # ROUTING_HEADER, ROUTING_HOST
     unaddressed = http.get(daemon.http_url + "/v1/models")
     assert unaddressed.status_code == 404 and unaddressed.json()["reason"] == "NO_SESSION"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("checkout", "must be 'tenants/{tenant}/sessions/{session}', got 'checkout'"),
+        ("tenants/ACME/sessions/s1", "ids in 'tenants/ACME/sessions/s1' must be 1-63 characters of a-z"),
+    ],
+)
+def test_a_malformed_session_header_says_what_is_wrong(
+    http: httpx.Client, daemon: EmbeddedDaemon, value: str, problem: str
+) -> None:
+    expected = f"the x-simulatord-session header's value is malformed: {problem}"
+    answer = http.post(daemon.http_url + "/v1/models", headers={"x-simulatord-session": value}, content=b"{}")
+    assert answer.status_code == 400 and answer.json()["reason"] == "MALFORMED_SESSION_HEADER"
+    assert answer.json()["error"].startswith(expected)
+    ws_url = daemon.http_url.replace("http://", "ws://", 1) + "/chat"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url, additional_headers={"x-simulatord-session": value}, open_timeout=5)
+    assert refused.value.response.status_code == 400
+    assert json.loads(refused.value.response.body or b"{}")["error"].startswith(expected)
 
 
 def test_delay_and_unmatched_status(control: pb_grpc.SimulatorServiceStub, http: httpx.Client, tenant: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulatord.http_front.routing import route
+from simulatord.http_front.routing import header_problem, route
 from simulatord.names import SessionKey
 
 
@@ -35,3 +35,12 @@ def test_unaddressed_requests_and_bad_ids() -> None:
     assert route("/tenants/ACME/sessions/s1/x", [], "localhost") is None
     assert route("/v1", [(b"x-simulatord-session", b"garbage")], "localhost") is None
     assert route("/v1", [(b"host", b"a.b.c.localhost")], "localhost") is None
+
+
+def test_header_problem_says_why_the_routing_header_names_no_session() -> None:
+    assert header_problem([(b"host", b"127.0.0.1:8080")]) is None
+    assert header_problem([(b"x-simulatord-session", b"garbage")]) == (
+        "must be 'tenants/{tenant}/sessions/{session}', got 'garbage'"
+    )
+    problem = header_problem([(b"x-simulatord-session", b"tenants/acme/sessions/S1")])
+    assert problem is not None and problem.startswith("ids in 'tenants/acme/sessions/S1' must be 1-63 characters")
