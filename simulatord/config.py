@@ -50,6 +50,13 @@ class Settings:
         "pip install 'simulatord[fast]')",
         ("hypercorn", "uvicorn"),
     )
+    webhook_targets: str = _flag(
+        "loopback,private",
+        "hosts webhooks may be delivered to, comma-separated: loopback, private (10/8, 172.16/12, 192.168/16, "
+        "fc00::/7: a compose network's services), any, CIDR blocks, host names, *.domain",
+    )
+    webhook_concurrency: int = _flag(32, "webhook attempts in flight at once, across the daemon")
+    max_pending_deliveries: int = _flag(1000, "webhook deliveries a session may have pending at once")
     log_level: str = _flag("WARNING", "DEBUG, INFO, WARNING or ERROR")
     sweep_interval: float = 1.0
 

@@ -24,10 +24,12 @@ from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
 from simulatord.http_front import create_app
 from simulatord.serving import DataPlane
+from simulatord.serving.outbound import Outbound
 from simulatord.sessions.journal import JournalLimits
 from simulatord.sessions.service import Addressing, Simulator
 from simulatord.sessions.store import MemoryStore
 from simulatord.v1 import simulator_service_pb2, simulator_service_pb2_grpc
+from simulatord.webhooks.targets import Targets
 
 log = logging.getLogger("simulatord")
 SERVICE_NAME = simulator_service_pb2.DESCRIPTOR.services_by_name["SimulatorService"].full_name
@@ -96,12 +98,18 @@ async def run(
         journal_budget=settings.journal_budget_bytes,
         redact_headers=frozenset(n.strip().lower() for n in settings.redact_headers.split(",") if n.strip()),
     )
+    outbound = Outbound(
+        Targets.parse(settings.webhook_targets),
+        settings.webhook_concurrency,
+        settings.max_pending_deliveries,
+        simulator.clock,
+    )
     templates = load_templates(settings.templates) if settings.templates is not None else {}
     credentials = load_credentials(settings.auth) if settings.auth is not None else None
 
     grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     simulator_service_pb2_grpc.add_SimulatorServiceServicer_to_server(
-        SimulatorServicer(simulator, templates, credentials), grpc_server
+        SimulatorServicer(simulator, templates, credentials, outbound), grpc_server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
@@ -119,7 +127,7 @@ async def run(
     await grpc_server.start()
 
     serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)
-    plane = DataPlane(store, simulator.clock)
+    plane = DataPlane(store, simulator.clock, outbound)
     app = create_app(
         plane,
         settings.host_suffix,
@@ -157,7 +165,8 @@ async def run(
     with contextlib.suppress(OSError):  # hypercorn may have closed the descriptor it was given
         http_sock.close()
     sweeper.cancel()
-    simulator.close()
+    simulator.close()  # closing the sessions cancels their pending webhook deliveries
+    await outbound.close()
     await grpc_server.stop(grace=2.0)
 
 

@@ -3,6 +3,7 @@ Simulator; nothing more."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from simulatord.control.auth import Credentials
-from simulatord.control.convert import exchanges, sessions, stubs, websockets
+from simulatord.control.convert import exchanges, sessions, stubs, webhooks, websockets
 from simulatord.control.convert.scalars import seconds
 from simulatord.control.errors import internal_status, to_status
 from simulatord.control.templates import merge
@@ -25,6 +26,7 @@ from simulatord.names import (
     parse_tenant,
     tenant_of,
 )
+from simulatord.serving.outbound import Outbound
 from simulatord.sessions import connections
 from simulatord.sessions.journal import ExchangeFilter
 from simulatord.sessions.service import Simulator
@@ -33,6 +35,8 @@ from simulatord.sessions.stubs import Stub, check_id, check_scenario
 from simulatord.v1 import exchange_pb2, session_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
+from simulatord.webhooks.targets import DEFAULT as DEFAULT_TARGETS
+from simulatord.webhooks.targets import Targets
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -46,6 +50,9 @@ _RESET = {
     pb.RESET_TARGET_STATE: "state",
 }
 DEFAULT_WAIT_SECONDS = 5.0
+MAX_WEBHOOKS_PER_CALL = 100
+DEFAULT_DELIVERY_WAIT = 30.0
+MAX_DELIVERY_WAIT = 600.0
 
 
 def request_tenant(request: Any) -> str:
@@ -110,8 +117,10 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         simulator: Simulator,
         templates: Mapping[str, pb.CreateSessionRequest] | None = None,
         credentials: Credentials | None = None,
+        outbound: Outbound | None = None,
     ) -> None:
         self.sim = simulator
+        self.outbound = outbound or Outbound(Targets.parse(DEFAULT_TARGETS), clock=simulator.clock)
         self.templates = dict(templates or {})
         self.credentials = credentials  # None: no --auth, every call may use every tenant
 
@@ -374,3 +383,33 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         errors.raise_if_any()
         ids = self.sim.push(key, request.stub, request.connection, push)
         return pb.SendWebSocketMessageResponse(connections=ids)
+
+    # --- webhooks --------------------------------------------------------------------------------
+
+    @unary
+    async def DeliverWebhooks(
+        self,
+        request: pb.DeliverWebhooksRequest,
+        context: Ctx[pb.DeliverWebhooksRequest, pb.DeliverWebhooksResponse],
+    ) -> pb.DeliverWebhooksResponse:
+        key = parse_session(request.parent, "parent")
+        errors = SpecErrors()
+        if not 1 <= len(request.webhooks) <= MAX_WEBHOOKS_PER_CALL:
+            errors.add("webhooks", f"must hold 1 to {MAX_WEBHOOKS_PER_CALL} webhooks, got {len(request.webhooks)}")
+        specs = [webhooks.webhook(w, f"webhooks[{i}]", errors) for i, w in enumerate(request.webhooks)]
+        if request.order not in (pb.DELIVERY_ORDER_UNSPECIFIED, pb.DELIVERY_ORDER_IN_ORDER, pb.DELIVERY_ORDER_REVERSED):
+            errors.add("order", "unknown DeliveryOrder value")
+        timeout = seconds(request.timeout) if request.HasField("timeout") else DEFAULT_DELIVERY_WAIT
+        if not 0 < timeout <= MAX_DELIVERY_WAIT:
+            errors.add("timeout", f"must be positive and at most {MAX_DELIVERY_WAIT:g} seconds")
+        errors.raise_if_any()
+        session = self.sim.session(key)
+        for spec in specs:
+            await self.outbound.check(spec)
+        deliveries = self.outbound.start(session, specs, reverse=request.order == pb.DELIVERY_ORDER_REVERSED)
+        if request.wait:
+            waits = [asyncio.ensure_future(d.done.wait()) for d in deliveries]
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+            for task in pending:
+                task.cancel()
+        return pb.DeliverWebhooksResponse(deliveries=[webhooks.delivery_to_proto(d) for d in deliveries])

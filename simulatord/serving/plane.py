@@ -15,11 +15,14 @@ from simulatord.responding.reply import Reply, error_reply
 from simulatord.responding.websocket import GOING_AWAY
 from simulatord.responding.wire import End, Shutdown, Wire, send_plain
 from simulatord.serving import answers, chain, websocket
+from simulatord.serving.outbound import Outbound, template_values
 from simulatord.serving.recording import record
 from simulatord.serving.websocket import Socket
 from simulatord.sessions.journal import Exchange
 from simulatord.sessions.session import Session
 from simulatord.sessions.store import SessionStore
+from simulatord.webhooks.targets import DEFAULT as DEFAULT_TARGETS
+from simulatord.webhooks.targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +38,12 @@ async def _send_if_possible(reply: Reply, wire: Wire) -> End:
 class DataPlane:
     """Serves the traffic that addresses sessions; front ends freeze requests and adapt their server to it."""
 
-    def __init__(self, store: SessionStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: SessionStore, clock: Callable[[], float] = time.time, outbound: Outbound | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.outbound = outbound or Outbound(Targets.parse(DEFAULT_TARGETS), clock=clock)
         self.find: Callable[[SessionKey], Session | None] = store.find  # the hot path's first call, unwrapped
         self.shutdown = Shutdown()
 
@@ -78,10 +84,24 @@ class DataPlane:
             reply = spec.render()
             if not spec.behaviours:  # the plain path: no chain, no context
                 end = await send_plain(reply, wire)
-                return record(session, request, reply, self.clock(), stub_name=stub_name, end=end)
-            context = chain.context(session, request, selection, stub, wire, functools.partial(send_plain, wire=wire))
-            end, reply = await behaviour.run(spec.behaviours, reply, context)
-            return record(session, request, reply, self.clock(), stub_name=stub_name, end=end, behaviours=context.ran)
+                exchange = record(session, request, reply, self.clock(), stub_name=stub_name, end=end)
+            else:
+                send = functools.partial(send_plain, wire=wire)
+                context = chain.context(session, request, selection, stub, wire, send)
+                end, reply = await behaviour.run(spec.behaviours, reply, context)
+                ran = context.ran
+                exchange = record(session, request, reply, self.clock(), stub_name=stub_name, end=end, behaviours=ran)
+            if stub.callbacks:
+                values = template_values(
+                    request,
+                    selection.captures,
+                    stub.match_count,
+                    exchange.sequence,
+                    session.state_of(stub.scenario),
+                    self.clock(),
+                )
+                self.outbound.callbacks(session, request, stub_name, stub.callbacks, values)
+            return exchange
         except asyncio.CancelledError:  # the server gave up on the request (shutdown): still on the record
             reply = error_reply("DAEMON_STOPPING", "the daemon stopped before this response was complete").not_sent()
             record(session, request, reply, self.clock(), stub_name=stub_name, end=End.ABORTED)

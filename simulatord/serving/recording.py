@@ -13,6 +13,7 @@ from simulatord.responding.reply import Reply
 from simulatord.responding.wire import End
 from simulatord.sessions.journal import Exchange, ExchangeKind, Frame
 from simulatord.sessions.session import Session
+from simulatord.webhooks.spec import WebhookRecord
 
 
 def record(
@@ -28,6 +29,7 @@ def record(
     kind: ExchangeKind = ExchangeKind.HTTP,
     body_size: int | None = None,
     llm: LlmRecord | None = None,
+    webhook: WebhookRecord | None = None,
 ) -> Exchange:
     """Appends the exchange of one request and the reply it got, as sent; the body is kept up to the limit.
     `body_size` is the size of a body that was not kept at all (over the daemon's limit, say)."""
@@ -55,6 +57,7 @@ def record(
             error=reply.error,
             kind=kind,
             llm=llm,
+            webhook=webhook,
         )
     )
 

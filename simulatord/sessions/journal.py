@@ -14,6 +14,7 @@ from simulatord.llm.simulation import LlmRecord
 from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.wire import End
+from simulatord.webhooks.spec import WebhookRecord
 
 
 class ExchangeKind(StrEnum):
@@ -22,6 +23,7 @@ class ExchangeKind(StrEnum):
     HTTP = "http"
     WEBSOCKET_UPGRADE = "websocket_upgrade"
     WEBSOCKET_FRAME = "websocket_frame"
+    WEBHOOK = "webhook"  # an attempt to deliver a webhook the daemon sent: neither matched nor unmatched
 
 
 class Direction(StrEnum):
@@ -74,10 +76,12 @@ class Exchange:
     kind: ExchangeKind = ExchangeKind.HTTP
     frame: Frame | None = None  # for kind WEBSOCKET_FRAME
     llm: LlmRecord | None = None  # for a request the session's LLM simulation answered or refused
+    webhook: WebhookRecord | None = None  # for kind WEBHOOK
 
     @property
-    def matched(self) -> bool:
-        return bool(self.stub_name)
+    def unmatched(self) -> bool:
+        """A request nothing answered; webhooks the daemon sent are never that."""
+        return not self.stub_name and self.kind is not ExchangeKind.WEBHOOK
 
 
 # Fixed cost of one record beyond its variable-length parts (objects, tuples, dataclass slots).
@@ -97,6 +101,9 @@ def estimate_size(exchange: Exchange) -> int:
         misses += 200 + 120 * len(m.mismatches)
     frame = exchange.frame
     payload = 0 if frame is None else len(frame.text or "") + len(frame.binary or b"") + len(frame.close_reason)
+    webhook = exchange.webhook
+    if webhook is not None:
+        payload += 200 + len(webhook.url) + len(webhook.response_body) + len(webhook.error)
     llm = exchange.llm
     if llm is not None:
         payload += 200 + len(llm.model) + len(llm.refusal_reason)
@@ -288,9 +295,9 @@ class ExchangeFilter:
     path_prefix: str = ""
 
     def accepts(self, exchange: Exchange) -> bool:
-        if self.match_state is MatchState.MATCHED and not exchange.stub_name:
+        if self.match_state is MatchState.MATCHED and (exchange.unmatched or exchange.kind is ExchangeKind.WEBHOOK):
             return False
-        if self.match_state is MatchState.UNMATCHED and exchange.stub_name:
+        if self.match_state is MatchState.UNMATCHED and not exchange.unmatched:
             return False
         if self.stub and exchange.stub_name != self.stub and not exchange.stub_name.endswith(f"/stubs/{self.stub}"):
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections.abc import Iterable
@@ -68,6 +69,9 @@ class Session:
     buckets: Buckets = field(default_factory=Buckets, init=False)  # rate-limit token buckets
     connections: Connections = field(default_factory=Connections, init=False)  # open WebSockets
     llm: Simulation | None = None  # answers the provider's endpoints that no stub matches
+    # Webhook deliveries and callbacks in progress, cancelled when the session goes.
+    _outbound: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    pending_deliveries: int = field(default=0, init=False)
     _next_order: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -220,6 +224,13 @@ class Session:
             if self.llm is not None:
                 self.llm.reset()
 
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keeps a webhook task until it ends, so that closing the session can cancel it."""
+        self._outbound.add(task)
+        task.add_done_callback(self._outbound.discard)
+
     def close(self, why: Closed = Closed.DELETED) -> None:
+        for task in list(self._outbound):
+            task.cancel()
         self.journal.close(why)
         self.connections.close_all()

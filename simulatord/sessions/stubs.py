@@ -14,6 +14,7 @@ from simulatord.responding.behaviour import with_behaviours
 from simulatord.responding.ratelimit import RATE_LIMIT_HEADERS, RateLimitRule
 from simulatord.responding.reply import ResponseSpec
 from simulatord.responding.websocket import ACCEPT_UPGRADE, Conversation, check_upgrade_response
+from simulatord.webhooks.spec import CallbackSpec
 
 MAX_SCENARIO_NAME = 100
 
@@ -50,6 +51,7 @@ class Stub:
     rate_limited_count: int = 0
     websocket: Conversation | None = None  # set: the stub answers WebSocket upgrades only
     scenario: str = ""  # which named scenario required_state/next_state refer to; empty: the session's state
+    callbacks: tuple[CallbackSpec, ...] = ()  # webhooks sent each time the stub matches
 
     @property
     def exhausted(self) -> bool:

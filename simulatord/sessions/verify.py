@@ -71,6 +71,6 @@ def verify(session: Session) -> VerifyReport:
                 unmet.append(stub)
         elif stub.match_count == 0:
             unused.append(stub)
-    unmatched = [e for e in session.journal if not e.matched][:MAX_UNMATCHED]
+    unmatched = [e for e in session.journal if e.unmatched][:MAX_UNMATCHED]
     websocket_stubs = sum(1 for stub in session.stubs if stub.websocket is not None)
     return VerifyReport(tuple(unused), tuple(unmet), tuple(unmatched), websocket_stubs)

@@ -12,6 +12,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from simulatord.v1 import llm_pb2 as _llm_pb2
 from simulatord.v1 import stub_pb2 as _stub_pb2
+from simulatord.v1 import webhook_pb2 as _webhook_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -119,6 +120,10 @@ class _ExchangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Exchange
     """
     EXCHANGE_KIND_WEBSOCKET_FRAME: _ExchangeKind.ValueType  # 3
     """One WebSocket message or close, in either direction (see `Exchange.frame`)."""
+    EXCHANGE_KIND_WEBHOOK: _ExchangeKind.ValueType  # 4
+    """One attempt to deliver a webhook the daemon sent (see `Exchange.webhook`). Neither matched nor
+    unmatched: match-state filters and VerifySession leave it out.
+    """
 
 class ExchangeKind(_ExchangeKind, metaclass=_ExchangeKindEnumTypeWrapper):
     """What an exchange records."""
@@ -133,6 +138,10 @@ sequence number identifies the connection in later frames.
 """
 EXCHANGE_KIND_WEBSOCKET_FRAME: ExchangeKind.ValueType  # 3
 """One WebSocket message or close, in either direction (see `Exchange.frame`)."""
+EXCHANGE_KIND_WEBHOOK: ExchangeKind.ValueType  # 4
+"""One attempt to deliver a webhook the daemon sent (see `Exchange.webhook`). Neither matched nor
+unmatched: match-state filters and VerifySession leave it out.
+"""
 Global___ExchangeKind: _TypeAlias = ExchangeKind  # noqa: Y015
 
 class _FrameDirection:
@@ -174,6 +183,7 @@ class Exchange(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     FRAME_FIELD_NUMBER: _builtins.int
     LLM_FIELD_NUMBER: _builtins.int
+    WEBHOOK_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}/exchanges/{sequence}`."""
     sequence: _builtins.int
@@ -209,6 +219,12 @@ class Exchange(_message.Message):
         answered. Its near misses (when the default reply answered) are in `near_misses`, naming rules.
         """
 
+    @_builtins.property
+    def webhook(self) -> _webhook_pb2.WebhookAttempt:
+        """For EXCHANGE_KIND_WEBHOOK: the delivery and attempt. `request` then holds what the daemon sent
+        (method, the URL's path and query, headers, body) and `response` what the receiver answered.
+        """
+
     def __init__(
         self,
         *,
@@ -221,10 +237,11 @@ class Exchange(_message.Message):
         kind: Global___ExchangeKind.ValueType = ...,
         frame: Global___WebSocketFrame | None = ...,
         llm: _llm_pb2.LlmExchange | None = ...,
+        webhook: _webhook_pb2.WebhookAttempt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "llm", b"llm", "request", b"request", "response", b"response"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "llm", b"llm", "request", b"request", "response", b"response", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "kind", b"kind", "llm", b"llm", "name", b"name", "near_misses", b"near_misses", "request", b"request", "response", b"response", "sequence", b"sequence", "stub", b"stub"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "kind", b"kind", "llm", b"llm", "name", b"name", "near_misses", b"near_misses", "request", b"request", "response", b"response", "sequence", b"sequence", "stub", b"stub", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -30,6 +30,7 @@ from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from simulatord.v1 import exchange_pb2 as _exchange_pb2
 from simulatord.v1 import session_pb2 as _session_pb2
 from simulatord.v1 import stub_pb2 as _stub_pb2
+from simulatord.v1 import webhook_pb2 as _webhook_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -72,6 +73,30 @@ RESET_TARGET_STATE: ResetTarget.ValueType  # 3
 from their first reply and LLM rate windows anew.
 """
 Global___ResetTarget: _TypeAlias = ResetTarget  # noqa: Y015
+
+class _DeliveryOrder:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeliveryOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeliveryOrder.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELIVERY_ORDER_UNSPECIFIED: _DeliveryOrder.ValueType  # 0
+    """IN_ORDER."""
+    DELIVERY_ORDER_IN_ORDER: _DeliveryOrder.ValueType  # 1
+    """As listed."""
+    DELIVERY_ORDER_REVERSED: _DeliveryOrder.ValueType  # 2
+    """Last first: out-of-order delivery, for receivers that must not rely on order."""
+
+class DeliveryOrder(_DeliveryOrder, metaclass=_DeliveryOrderEnumTypeWrapper):
+    """The order in which a DeliverWebhooks call's webhooks are first attempted."""
+
+DELIVERY_ORDER_UNSPECIFIED: DeliveryOrder.ValueType  # 0
+"""IN_ORDER."""
+DELIVERY_ORDER_IN_ORDER: DeliveryOrder.ValueType  # 1
+"""As listed."""
+DELIVERY_ORDER_REVERSED: DeliveryOrder.ValueType  # 2
+"""Last first: out-of-order delivery, for receivers that must not rely on order."""
+Global___DeliveryOrder: _TypeAlias = DeliveryOrder  # noqa: Y015
 
 @_typing.final
 class CreateSessionRequest(_message.Message):
@@ -1204,3 +1229,73 @@ class SendWebSocketMessageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendWebSocketMessageResponse: _TypeAlias = SendWebSocketMessageResponse  # noqa: Y015
+
+@_typing.final
+class DeliverWebhooksRequest(_message.Message):
+    """Request for DeliverWebhooks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    WEBHOOKS_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """The session: `tenants/{tenant}/sessions/{session}`."""
+    order: Global___DeliveryOrder.ValueType
+    """The order of their first attempts: each waits for the one before it to end its first attempt.
+    Unspecified: IN_ORDER.
+    """
+    wait: _builtins.bool
+    """Answer once every delivery has ended (delivered, failed, stopped), or `timeout` has passed
+    (those still going are then PENDING). False: answer at once, every delivery PENDING.
+    """
+    @_builtins.property
+    def webhooks(self) -> _containers.RepeatedCompositeFieldContainer[_webhook_pb2.Webhook]:
+        """The webhooks: 1 to 100."""
+
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """Bound on the wait. Unset: 30 seconds; at most 10 minutes."""
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        webhooks: _abc.Iterable[_webhook_pb2.Webhook] | None = ...,
+        order: Global___DeliveryOrder.ValueType = ...,
+        wait: _builtins.bool = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "parent", b"parent", "timeout", b"timeout", "wait", b"wait", "webhooks", b"webhooks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverWebhooksRequest: _TypeAlias = DeliverWebhooksRequest  # noqa: Y015
+
+@_typing.final
+class DeliverWebhooksResponse(_message.Message):
+    """Response for DeliverWebhooks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[_webhook_pb2.WebhookDelivery]:
+        """One per webhook, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[_webhook_pb2.WebhookDelivery] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverWebhooksResponse: _TypeAlias = DeliverWebhooksResponse  # noqa: Y015

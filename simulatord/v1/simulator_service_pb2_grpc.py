@@ -136,6 +136,11 @@ class SimulatorServiceStub:
                 request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageRequest.SerializeToString,
                 response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageResponse.FromString,
                 _registered_method=True)
+        self.DeliverWebhooks = channel.unary_unary(
+                '/simulatord.v1.SimulatorService/DeliverWebhooks',
+                request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksRequest.SerializeToString,
+                response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksResponse.FromString,
+                _registered_method=True)
 
 
 class SimulatorServiceServicer:
@@ -338,6 +343,21 @@ class SimulatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeliverWebhooks(self, request, context):
+        """Delivers webhooks from a session to receivers (the code under test), signed as their providers
+        sign them, each with its retries. Every attempt is an exchange of kind EXCHANGE_KIND_WEBHOOK in
+        the session's journal, so List, Wait, Watch and Get read them as they read requests. Deleting
+        the session cancels the deliveries still pending.
+        Errors: INVALID_ARGUMENT (bad parent, no webhooks or more than 100, a bad webhook: field
+        violations), NOT_FOUND (SESSION_NOT_FOUND), PERMISSION_DENIED (WEBHOOK_TARGET_FORBIDDEN: a URL's
+        host is outside the daemon's --webhook-targets), RESOURCE_EXHAUSTED (TOO_MANY_DELIVERIES: the
+        session has --max-pending-deliveries pending already).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -440,6 +460,11 @@ def add_SimulatorServiceServicer_to_server(servicer, server):
                     servicer.SendWebSocketMessage,
                     request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageRequest.FromString,
                     response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageResponse.SerializeToString,
+            ),
+            'DeliverWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverWebhooks,
+                    request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksRequest.FromString,
+                    response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -984,6 +1009,33 @@ class SimulatorService:
             '/simulatord.v1.SimulatorService/SendWebSocketMessage',
             simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageRequest.SerializeToString,
             simulatord_dot_v1_dot_simulator__service__pb2.SendWebSocketMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simulatord.v1.SimulatorService/DeliverWebhooks',
+            simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksRequest.SerializeToString,
+            simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -168,6 +168,17 @@ class SimulatorServiceStub:
     (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
     With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
+    DeliverWebhooks: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.DeliverWebhooksRequest, _simulator_service_pb2.DeliverWebhooksResponse]
+    """Delivers webhooks from a session to receivers (the code under test), signed as their providers
+    sign them, each with its retries. Every attempt is an exchange of kind EXCHANGE_KIND_WEBHOOK in
+    the session's journal, so List, Wait, Watch and Get read them as they read requests. Deleting
+    the session cancels the deliveries still pending.
+    Errors: INVALID_ARGUMENT (bad parent, no webhooks or more than 100, a bad webhook: field
+    violations), NOT_FOUND (SESSION_NOT_FOUND), PERMISSION_DENIED (WEBHOOK_TARGET_FORBIDDEN: a URL's
+    host is outside the daemon's --webhook-targets), RESOURCE_EXHAUSTED (TOO_MANY_DELIVERIES: the
+    session has --max-pending-deliveries pending already).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+    """
 
 @_typing.type_check_only
 class SimulatorServiceAsyncStub(SimulatorServiceStub):
@@ -289,6 +300,17 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
     close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
     (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+    """
+    DeliverWebhooks: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.DeliverWebhooksRequest, _simulator_service_pb2.DeliverWebhooksResponse]  # type: ignore[assignment]
+    """Delivers webhooks from a session to receivers (the code under test), signed as their providers
+    sign them, each with its retries. Every attempt is an exchange of kind EXCHANGE_KIND_WEBHOOK in
+    the session's journal, so List, Wait, Watch and Get read them as they read requests. Deleting
+    the session cancels the deliveries still pending.
+    Errors: INVALID_ARGUMENT (bad parent, no webhooks or more than 100, a bad webhook: field
+    violations), NOT_FOUND (SESSION_NOT_FOUND), PERMISSION_DENIED (WEBHOOK_TARGET_FORBIDDEN: a URL's
+    host is outside the daemon's --webhook-targets), RESOURCE_EXHAUSTED (TOO_MANY_DELIVERIES: the
+    session has --max-pending-deliveries pending already).
     With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
 
@@ -529,6 +551,23 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (bad parent, stub, message or close; neither message nor
         close set), NOT_FOUND (SESSION_NOT_FOUND, STUB_NOT_FOUND), FAILED_PRECONDITION
         (NO_WEBSOCKET_CONNECTION: no open connection is addressed).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+        """
+
+    @_abc_1.abstractmethod
+    def DeliverWebhooks(
+        self,
+        request: _simulator_service_pb2.DeliverWebhooksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_service_pb2.DeliverWebhooksResponse, _abc.Awaitable[_simulator_service_pb2.DeliverWebhooksResponse]]:
+        """Delivers webhooks from a session to receivers (the code under test), signed as their providers
+        sign them, each with its retries. Every attempt is an exchange of kind EXCHANGE_KIND_WEBHOOK in
+        the session's journal, so List, Wait, Watch and Get read them as they read requests. Deleting
+        the session cancels the deliveries still pending.
+        Errors: INVALID_ARGUMENT (bad parent, no webhooks or more than 100, a bad webhook: field
+        violations), NOT_FOUND (SESSION_NOT_FOUND), PERMISSION_DENIED (WEBHOOK_TARGET_FORBIDDEN: a URL's
+        host is outside the daemon's --webhook-targets), RESOURCE_EXHAUSTED (TOO_MANY_DELIVERIES: the
+        session has --max-pending-deliveries pending already).
         With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 

@@ -11,6 +11,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from simulatord.v1 import webhook_pb2 as _webhook_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -190,6 +191,7 @@ class Stub(_message.Message):
     RATE_LIMITED_COUNT_FIELD_NUMBER: _builtins.int
     WEBSOCKET_FIELD_NUMBER: _builtins.int
     SCENARIO_FIELD_NUMBER: _builtins.int
+    CALLBACKS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}/stubs/{stub}`.
     Output only; the stub id comes from `CreateStubRequest.stub_id` or is generated.
@@ -248,6 +250,10 @@ class Stub(_message.Message):
         0, 200 nor 101 rejects the upgrade with that HTTP response.
         """
 
+    @_builtins.property
+    def callbacks(self) -> _containers.RepeatedCompositeFieldContainer[_webhook_pb2.Callback]:
+        """Webhooks delivered each time the stub matches, rendered from the triggering request."""
+
     def __init__(
         self,
         *,
@@ -267,10 +273,11 @@ class Stub(_message.Message):
         rate_limited_count: _builtins.int = ...,
         websocket: Global___WebSocketBehaviour | None = ...,
         scenario: _builtins.str = ...,
+        callbacks: _abc.Iterable[_webhook_pb2.Callback] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expect", b"expect", "rate_limit", b"rate_limit", "request", b"request", "websocket", b"websocket"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_last", b"after_last", "create_time", b"create_time", "description", b"description", "expect", b"expect", "match_count", b"match_count", "name", b"name", "next_state", b"next_state", "priority", b"priority", "rate_limit", b"rate_limit", "rate_limited_count", b"rate_limited_count", "request", b"request", "required_state", b"required_state", "responses", b"responses", "scenario", b"scenario", "times", b"times", "websocket", b"websocket"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_last", b"after_last", "callbacks", b"callbacks", "create_time", b"create_time", "description", b"description", "expect", b"expect", "match_count", b"match_count", "name", b"name", "next_state", b"next_state", "priority", b"priority", "rate_limit", b"rate_limit", "rate_limited_count", b"rate_limited_count", "request", b"request", "required_state", b"required_state", "responses", b"responses", "scenario", b"scenario", "times", b"times", "websocket", b"websocket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

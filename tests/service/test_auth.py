@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from simulatord.v1 import session_pb2, stub_pb2
+from simulatord.v1 import session_pb2, stub_pb2, webhook_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from simulatord_client.embedded import DaemonError, EmbeddedDaemon
@@ -68,6 +68,10 @@ REQUESTS: dict[str, Callable[[Target], Message]] = {
     "WatchExchanges": lambda t: pb.WatchExchangesRequest(parent=t.name, start_sequence=1),
     "SendWebSocketMessage": lambda t: pb.SendWebSocketMessageRequest(
         parent=t.name, message=stub_pb2.WebSocketMessage(text="hijacked")
+    ),
+    # Port 9 (discard) on loopback: nothing listens, so the delivery fails at once, in the background.
+    "DeliverWebhooks": lambda t: pb.DeliverWebhooksRequest(
+        parent=t.name, webhooks=[webhook_pb2.Webhook(url="http://127.0.0.1:9/hijack")]
     ),
 }
 ALLOWED = {"SendWebSocketMessage": (grpc.StatusCode.FAILED_PRECONDITION, "NO_WEBSOCKET_CONNECTION")}

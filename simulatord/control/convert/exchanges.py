@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from simulatord.control.convert.llm import record_to_proto
 from simulatord.control.convert.scalars import duration, timestamp
+from simulatord.control.convert.webhooks import attempt_to_proto
 from simulatord.errors import SpecErrors
 from simulatord.matching.request import Routing
 from simulatord.names import SessionKey
@@ -31,6 +32,7 @@ _KIND = {
     ExchangeKind.HTTP: exchange_pb2.EXCHANGE_KIND_HTTP,
     ExchangeKind.WEBSOCKET_UPGRADE: exchange_pb2.EXCHANGE_KIND_WEBSOCKET_UPGRADE,
     ExchangeKind.WEBSOCKET_FRAME: exchange_pb2.EXCHANGE_KIND_WEBSOCKET_FRAME,
+    ExchangeKind.WEBHOOK: exchange_pb2.EXCHANGE_KIND_WEBHOOK,
 }
 _DIRECTION = {
     Direction.INBOUND: exchange_pb2.FRAME_DIRECTION_INBOUND,
@@ -80,6 +82,7 @@ def exchange_to_proto(value: Exchange, key: SessionKey) -> exchange_pb2.Exchange
         kind=_KIND[value.kind],
         frame=frame_to_proto(value.frame) if value.frame is not None else None,
         llm=record_to_proto(value.llm) if value.llm is not None else None,
+        webhook=attempt_to_proto(value.webhook) if value.webhook is not None else None,
         near_misses=[
             exchange_pb2.NearMiss(
                 stub=miss.stub_name,
