@@ -24,6 +24,7 @@ from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
 from simulatord.http_front import create_app
 from simulatord.serving import DataPlane
+from simulatord.serving.metrics import Metrics
 from simulatord.serving.outbound import Outbound
 from simulatord.sessions.journal import JournalLimits
 from simulatord.sessions.service import Addressing, Simulator
@@ -98,6 +99,7 @@ async def run(
         journal_budget=settings.journal_budget_bytes,
         redact_headers=frozenset(n.strip().lower() for n in settings.redact_headers.split(",") if n.strip()),
     )
+    metrics = Metrics()  # one set of counters for traffic, deliveries and control calls, read by /metrics
     outbound = Outbound(
         Targets.parse(settings.webhook_targets),
         settings.webhook_concurrency,
@@ -109,7 +111,7 @@ async def run(
 
     grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     simulator_service_pb2_grpc.add_SimulatorServiceServicer_to_server(
-        SimulatorServicer(simulator, templates, credentials, outbound), grpc_server
+        SimulatorServicer(simulator, templates, credentials, outbound, metrics), grpc_server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
@@ -127,7 +129,7 @@ async def run(
     await grpc_server.start()
 
     serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)
-    plane = DataPlane(store, simulator.clock, outbound)
+    plane = DataPlane(store, simulator.clock, outbound, metrics)
     app = create_app(
         plane,
         settings.host_suffix,

@@ -26,6 +26,7 @@ from simulatord.names import (
     parse_tenant,
     tenant_of,
 )
+from simulatord.serving.metrics import Metrics
 from simulatord.serving.outbound import Outbound
 from simulatord.sessions import connections
 from simulatord.sessions.journal import ExchangeFilter
@@ -73,15 +74,23 @@ def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
     """Checks the call's token (with --auth) and turns domain errors into rich statuses, so methods are written
     for the happy path."""
 
+    name = method.__name__
+
     @functools.wraps(method)
     async def wrapper(self: SimulatorServicer, request: Req, context: Ctx[Req, Resp]) -> Resp:
         try:
             self.authorize(request, context)
-            return await method(self, request, context)
+            response = await method(self, request, context)
         except SimulatorError as exc:
-            await context.abort_with_status(to_status(exc))
+            status = to_status(exc)
+            self.metrics.rpcs[(name, status.code.name)] += 1
+            await context.abort_with_status(status)
         except Exception as exc:  # the client gets INTERNAL, the log gets the traceback
+            self.metrics.rpcs[(name, "INTERNAL")] += 1
             await context.abort_with_status(internal_status(exc))
+        else:
+            self.metrics.rpcs[(name, "OK")] += 1
+            return response
         raise AssertionError("unreachable")
 
     return wrapper
@@ -90,16 +99,27 @@ def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
 def streaming(method: Streaming[Req, Resp]) -> Streaming[Req, Resp]:
     """`unary` for server-streaming methods: the token is checked before the first message."""
 
+    name = method.__name__
+
     @functools.wraps(method)
     async def wrapper(self: SimulatorServicer, request: Req, context: Ctx[Req, Resp]) -> AsyncIterator[Resp]:
+        metrics = self.metrics
+        code = "OK"
+        metrics.watch_streams += 1
         try:
             self.authorize(request, context)
             async for item in method(self, request, context):
                 yield item
         except SimulatorError as exc:
-            await context.abort_with_status(to_status(exc))
+            status = to_status(exc)
+            code = status.code.name
+            await context.abort_with_status(status)
         except Exception as exc:
+            code = "INTERNAL"
             await context.abort_with_status(internal_status(exc))
+        finally:  # a stream the client cancels ends here too, counted as what it was until then
+            metrics.watch_streams -= 1
+            metrics.rpcs[(name, code)] += 1
 
     return wrapper
 
@@ -118,8 +138,10 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         templates: Mapping[str, pb.CreateSessionRequest] | None = None,
         credentials: Credentials | None = None,
         outbound: Outbound | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sim = simulator
+        self.metrics = metrics or Metrics()
         self.outbound = outbound or Outbound(Targets.parse(DEFAULT_TARGETS), clock=simulator.clock)
         self.templates = dict(templates or {})
         self.credentials = credentials  # None: no --auth, every call may use every tenant

@@ -35,7 +35,9 @@ def create_app(
 
 def build_pages(plane: DataPlane, max_body_bytes: int) -> Quart:
     """The Quart app for what addresses no session: the daemon's index page and its 404 page."""
-    from quart import Quart
+    from quart import Quart, Response
+
+    from simulatord.http_front.metrics import exposition
 
     app = Quart("simulatord")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -49,6 +51,11 @@ def build_pages(plane: DataPlane, max_body_bytes: int) -> Quart:
             "sessions": len(plane.store),
             "how": "create a session over gRPC (simulatord.v1.SimulatorService) and send requests to its base_url",
         }
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body, content_type = exposition(plane)
+        return Response(body, content_type=content_type)
 
     @app.errorhandler(404)
     async def not_found(_: Exception) -> tuple[dict[str, str], int]:

@@ -15,6 +15,7 @@ from simulatord.responding.reply import Reply, error_reply
 from simulatord.responding.websocket import GOING_AWAY
 from simulatord.responding.wire import End, Shutdown, Wire, send_plain
 from simulatord.serving import answers, chain, websocket
+from simulatord.serving.metrics import Metrics
 from simulatord.serving.outbound import Outbound, template_values
 from simulatord.serving.recording import record
 from simulatord.serving.websocket import Socket
@@ -39,11 +40,16 @@ class DataPlane:
     """Serves the traffic that addresses sessions; front ends freeze requests and adapt their server to it."""
 
     def __init__(
-        self, store: SessionStore, clock: Callable[[], float] = time.time, outbound: Outbound | None = None
+        self,
+        store: SessionStore,
+        clock: Callable[[], float] = time.time,
+        outbound: Outbound | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.outbound = outbound or Outbound(Targets.parse(DEFAULT_TARGETS), clock=clock)
+        self.metrics = metrics or Metrics()
         self.find: Callable[[SessionKey], Session | None] = store.find  # the hot path's first call, unwrapped
         self.shutdown = Shutdown()
 
@@ -57,6 +63,11 @@ class DataPlane:
     async def http(self, session: Session, request: HttpRequest, wire: Wire) -> Exchange:
         """One HTTP request: select a stub, render its reply, run its behaviours, deliver, record. Whatever
         fails on the way, the request is recorded with what went wrong."""
+        exchange = await self._http(session, request, wire)
+        self.metrics.served(session.key.tenant, exchange)
+        return exchange
+
+    async def _http(self, session: Session, request: HttpRequest, wire: Wire) -> Exchange:
         stub_name = ""
         try:
             selection = session.select(request)
@@ -122,8 +133,11 @@ class DataPlane:
         """Sends a reply the front end decided on without selecting a stub (a body over the limit, one too slow,
         ambiguous framing), and records it like any other; `body_size` is what arrived of a body not kept."""
         end = await send_plain(reply, wire)
-        return record(session, request, reply, self.clock(), end=end, body_size=body_size)
+        exchange = record(session, request, reply, self.clock(), end=end, body_size=body_size)
+        self.metrics.served(session.key.tenant, exchange)
+        return exchange
 
     async def websocket(self, session: Session, request: HttpRequest, socket: Socket) -> None:
         """One WebSocket upgrade and, once accepted, its conversation."""
+        self.metrics.websocket_upgrades[self.metrics.tenant_label(session.key.tenant)] += 1
         await websocket.serve(session, request, socket, self.clock)
