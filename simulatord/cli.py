@@ -98,9 +98,15 @@ def _serve(args: argparse.Namespace) -> int:
     from simulatord import server
     from simulatord.control.auth import AuthFileError
     from simulatord.control.templates import TemplateError
+    from simulatord.webhooks.targets import Targets
 
     logging.basicConfig(level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(**{setting.name: getattr(args, setting.name) for setting in flags()})
+    try:
+        Targets.parse(settings.webhook_targets)
+    except ValueError as exc:
+        print(f"simulatord: cannot start: {exc}", file=sys.stderr)
+        return 2
     runner = asyncio.run
     if args.loop == "uvloop":
         import uvloop  # optional extra: pip install simulatord[fast]

@@ -105,6 +105,7 @@ async def run(
         settings.webhook_concurrency,
         settings.max_pending_deliveries,
         simulator.clock,
+        metrics,
     )
     templates = load_templates(settings.templates) if settings.templates is not None else {}
     credentials = load_credentials(settings.auth) if settings.auth is not None else None

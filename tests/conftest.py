@@ -23,6 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Every daemon a test starts, in a fixture or in its body, inherits this, so the whole suite runs on one
     # server: SIMULATORD_TEST_SERVER=uvicorn pytest ... runs it on uvicorn.
     os.environ["SIMULATORD_SERVER"] = SERVER
+    # Tests deliver webhooks to loopback only; a daemon a test starts with --webhook-targets still says otherwise.
+    os.environ.setdefault("SIMULATORD_WEBHOOK_TARGETS", "loopback")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ from simulatord.errors import PermissionDenied, ResourceExhausted
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.reply import Reply
 from simulatord.responding.templating import variables
+from simulatord.serving.metrics import Metrics
 from simulatord.serving.recording import record
 from simulatord.sessions.journal import ExchangeKind
 from simulatord.sessions.session import Session
@@ -43,8 +44,10 @@ class Outbound:
         concurrency: int = 32,
         max_pending: int = 1000,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.targets = targets
+        self.metrics = metrics or Metrics()
         self.max_pending = max_pending
         self.clock = clock
         self._concurrency = concurrency
@@ -82,9 +85,24 @@ class Outbound:
                 {"session": session.key.name},
             )
         deliveries = [Delivery(delivery_id(spec)) for spec in specs]
+        # Counted from now, not from each first attempt: IN_ORDER deliveries start one after another, and the bound
+        # must hold for those still waiting their turn too.
+        session.pending_deliveries += len(deliveries)
         pairs = list(zip(specs, deliveries, strict=True))
-        session.track(asyncio.ensure_future(self._in_order(session, pairs[::-1] if reverse else pairs, callback_of)))
+        self._run(session, self._in_order(session, pairs[::-1] if reverse else pairs, callback_of), deliveries)
         return deliveries
+
+    def _run(self, session: Session, work: Coroutine[Any, Any, None], deliveries: Sequence[Delivery]) -> None:
+        """Runs `work` until the session goes; a task cancelled before it ran ends its deliveries as CANCELLED."""
+        task = asyncio.ensure_future(work)
+        session.track(task)
+
+        def ended(done: asyncio.Task[None]) -> None:
+            if done.cancelled():
+                for delivery in deliveries:
+                    _end(session, delivery, DeliveryState.CANCELLED)
+
+        task.add_done_callback(ended)
 
     def callbacks(
         self, session: Session, request: HttpRequest, stub_name: str, callbacks: Sequence[CallbackSpec], values: Any
@@ -101,12 +119,15 @@ class Outbound:
         except Exception as exc:  # a template is user code: its failure is recorded, never raised
             self._record_failure(session, callback.webhook, stub_name, f"the callback's template failed: {exc}")
             return
-        self.start(session, [spec], callback_of=stub_name)
+        try:
+            self.start(session, [spec], callback_of=stub_name)
+        except ResourceExhausted as exc:  # no caller to answer: the journal says why nothing was sent
+            self._record_failure(session, spec, stub_name, exc.message)
 
     async def _in_order(self, session: Session, pairs: list[tuple[WebhookSpec, Delivery]], callback_of: str) -> None:
         for spec, delivery in pairs:
             first = asyncio.Event()
-            session.track(asyncio.ensure_future(self._deliver(session, spec, delivery, callback_of, first)))
+            self._run(session, self._deliver(session, spec, delivery, callback_of, first), [delivery])
             await first.wait()
 
     async def _deliver(
@@ -114,7 +135,6 @@ class Outbound:
     ) -> None:
         waits = spec.retry.waits()
         previous = Outcome.OK
-        session.pending_deliveries += 1
         try:
             attempt = 0
             while True:
@@ -125,25 +145,28 @@ class Outbound:
                         await self._attempt(session, spec, delivery, attempt, previous, callback_of)
                     first.set()
                 if outcome is Outcome.OK:
-                    delivery.end(DeliveryState.DELIVERED)
+                    _end(session, delivery, DeliveryState.DELIVERED)
                     return
-                if stop:
-                    delivery.end(DeliveryState.STOPPED)
+                if stop:  # the receiver said so, or the target is forbidden and stays so
+                    _end(
+                        session,
+                        delivery,
+                        DeliveryState.STOPPED if outcome is not Outcome.FORBIDDEN else DeliveryState.FAILED,
+                    )
                     return
                 if attempt > len(waits):
-                    delivery.end(DeliveryState.FAILED)
+                    _end(session, delivery, DeliveryState.FAILED)
                     return
                 previous = outcome
                 await asyncio.sleep(waits[attempt - 1])
         except asyncio.CancelledError:
-            delivery.end(DeliveryState.CANCELLED)
+            _end(session, delivery, DeliveryState.CANCELLED)
             raise
         except Exception:
             log.exception("delivering webhook %s to %s failed", delivery.id, spec.url)
-            delivery.end(DeliveryState.FAILED)
+            _end(session, delivery, DeliveryState.FAILED)
         finally:
             first.set()
-            session.pending_deliveries -= 1
 
     async def _attempt(
         self,
@@ -172,7 +195,7 @@ class Outbound:
                     if len(kept) < limit:
                         kept += chunk[: limit - len(kept)]
         except PermissionDenied as exc:
-            error, outcome = exc.message, Outcome.CONNECTION_FAILED
+            error, outcome = exc.message, Outcome.FORBIDDEN
         except TimeoutError:
             error, outcome = f"no complete answer within {spec.retry.timeout:g} seconds", Outcome.HTTP_TIMEOUT
         except httpx.HTTPError as exc:
@@ -195,9 +218,10 @@ class Outbound:
                 webhook=attempt_record,
             )
             delivery.sequences.append(exchange.sequence)
+            self.metrics.delivered(exchange)
         delivery.attempts = attempt
         delivery.last_status, delivery.last_error = status, error
-        return outcome, stop_requested(answer_headers)
+        return outcome, outcome is Outcome.FORBIDDEN or stop_requested(answer_headers)
 
     def _record_failure(self, session: Session, spec: WebhookSpec, stub_name: str, error: str) -> None:
         reply = Reply(0, [])
@@ -212,6 +236,13 @@ class Outbound:
                 kind=ExchangeKind.WEBHOOK,
                 webhook=WebhookRecord("", 0, spec.url, error=error, callback_of=stub_name),
             )
+
+
+def _end(session: Session, delivery: Delivery, state: DeliveryState) -> None:
+    """Ends a delivery once (later calls do nothing), and stops counting it as pending."""
+    if delivery.state is DeliveryState.PENDING:
+        delivery.end(state)
+        session.pending_deliveries -= 1
 
 
 def _sent(spec: WebhookSpec, headers: list[tuple[str, str]], started: float) -> HttpRequest:

@@ -48,8 +48,8 @@ class DataPlane:
     ) -> None:
         self.store = store
         self.clock = clock
-        self.outbound = outbound or Outbound(Targets.parse(DEFAULT_TARGETS), clock=clock)
         self.metrics = metrics or Metrics()
+        self.outbound = outbound or Outbound(Targets.parse(DEFAULT_TARGETS), clock=clock, metrics=self.metrics)
         self.find: Callable[[SessionKey], Session | None] = store.find  # the hot path's first call, unwrapped
         self.shutdown = Shutdown()
 

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     HTTP_ERROR = "http_error"
     HTTP_TIMEOUT = "http_timeout"
     CONNECTION_FAILED = "connection_failed"
+    FORBIDDEN = "forbidden"  # the target is outside --webhook-targets: retrying cannot help
 
 
 @dataclass(eq=False)
@@ -63,7 +64,8 @@ def attempt_headers(
 ) -> list[tuple[str, str]]:
     """The headers of one attempt: the webhook's own, then the signing profile's (re-signed each attempt, as
     Stripe and Svix do), then Slack's retry headers."""
-    headers = [("user-agent", USER_AGENT), *spec.headers]
+    own = [] if any(n.lower() == "user-agent" for n, _ in spec.headers) else [("user-agent", USER_AGENT)]
+    headers = [*own, *spec.headers]
     if spec.signer is not None:
         signed = sign(
             spec.signer,

@@ -204,7 +204,7 @@ def webhook(
         errors.add(f"{where}.fault.signature", problem)
     elif signer is None and signature_fault is not SignatureFault.NONE:
         errors.add(f"{where}.fault.signature", "needs signing: an unsigned webhook has no signature to spoil")
-    if signer is not None and signer.profile is Profile.GITHUB and not hook_id.isdigit():
+    if signer is not None and signer.profile is Profile.GITHUB and hook_id and not hook_id.isdigit():
         errors.add(f"{where}.signing.hook_id", "GitHub hook ids are numbers")
     templates = None
     if templated:

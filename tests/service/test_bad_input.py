@@ -10,7 +10,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from simulatord.v1 import exchange_pb2, session_pb2, stub_pb2
+from simulatord.v1 import exchange_pb2, session_pb2, stub_pb2, webhook_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from tests.helpers import stub
@@ -226,6 +226,14 @@ CASES: list[tuple[str, Callable[[str], Any], grpc.StatusCode, str, list[str]]] =
         lambda s: pb.SendWebSocketMessageRequest(parent=s, close=stub_pb2.WebSocketClose()),
         grpc.StatusCode.FAILED_PRECONDITION,
         "NO_WEBSOCKET_CONNECTION",
+        [],
+    ),
+    ("DeliverWebhooks", lambda s: pb.DeliverWebhooksRequest(parent=s), INVALID, "INVALID_ARGUMENT", ["webhooks"]),
+    (
+        "DeliverWebhooks",
+        lambda s: pb.DeliverWebhooksRequest(parent=MISSING, webhooks=[webhook_pb2.Webhook(url="http://127.0.0.1:9/")]),
+        NOT_FOUND,
+        "SESSION_NOT_FOUND",
         [],
     ),
 ]
