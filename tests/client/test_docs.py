@@ -1,10 +1,13 @@
 """The docs' Python examples run: blocks marked `<!-- doctest: file.py -->` (README.md, docs/python-client.md,
-docs/llm.md) as test files, every block of the two behaviours docs against a real daemon, which must accept what
-they build, and the LLM page's grpcurl CreateSession body as a real session."""
+docs/llm.md, docs/webhooks.md) as test files, every block of the two behaviours docs against a real daemon, which
+must accept what they build, the LLM page's grpcurl CreateSession body as a real session, and the webhooks page's
+grpcurl DeliverWebhooks body as a real delivery."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import hmac
 import itertools
 import json
 import re
@@ -17,13 +20,15 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from simulatord.v1 import simulator_service_pb2, stub_pb2
+from simulatord.v1 import simulator_service_pb2, stub_pb2, webhook_pb2
 from simulatord_client import Session, Simulator
+from tests.service.webhook_support import Receiver, receiver
 
 pytest_plugins = ["pytester"]
+__all__ = ["receiver"]  # a fixture, used by name
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = (ROOT / "README.md", ROOT / "docs" / "python-client.md", ROOT / "docs" / "llm.md")
+DOCS = (ROOT / "README.md", ROOT / "docs" / "python-client.md", ROOT / "docs" / "llm.md", ROOT / "docs" / "webhooks.md")
 BEHAVIOUR_DOCS = ("behaviours-faults-streaming.md", "behaviours-state-websockets.md")
 _BLOCK = re.compile(r"<!-- doctest: (\S+) -->\n```python\n(.*?)\n```", re.DOTALL)
 _PYTHON = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -45,6 +50,12 @@ def test_the_docs_have_tested_examples() -> None:
         "test_llm_limits.py",
         "test_llm_streams.py",
         "test_llm_strict.py",
+        "conftest.py",
+        "test_webhooks_quickstart.py",
+        "test_webhooks_custom.py",
+        "test_webhooks_retries.py",
+        "test_webhooks_faults.py",
+        "test_webhooks_callbacks.py",
     ]
 
 
@@ -141,3 +152,27 @@ def test_llm_grpcurl_example_creates_a_working_session(simulator: Simulator, htt
         assert answer.json()["choices"][0]["message"]["content"] == "I only know the weather."
     finally:
         simulator.stub.DeleteSession(simulator_service_pb2.DeleteSessionRequest(name=created.session.name), timeout=10)
+
+
+def test_webhooks_grpcurl_example_delivers(sim_session: Session, receiver: Receiver) -> None:
+    """The grpcurl body of docs/webhooks.md is a valid DeliverWebhooksRequest that delivers a verifiable webhook."""
+    text = (ROOT / "docs" / "webhooks.md").read_text()
+    block = re.search(
+        r"<!-- grpcurl: deliver webhooks -->\n```bash\ngrpcurl -plaintext -d '(.*?)' 127\.0\.0\.1", text, re.S
+    )
+    assert block, "docs/webhooks.md lost its grpcurl DeliverWebhooks example"
+    request = json_format.Parse(block.group(1), simulator_service_pb2.DeliverWebhooksRequest())
+    request.parent = sim_session.name
+    [webhook] = request.webhooks
+    webhook.url = webhook.url.replace("http://127.0.0.1:9000", receiver.url)  # the doc's receiver is this one
+    answer = sim_session.simulator.call(lambda stub: stub.DeliverWebhooks, request, timeout=20)
+    [delivery] = answer.deliveries
+    assert (delivery.state, delivery.attempts) == (webhook_pb2.DELIVERY_STATE_DELIVERED, 1)
+    [arrived] = receiver.wait(1)
+    assert (arrived.path, arrived.headers["x-github-event"], arrived.headers["x-github-hook-id"]) == (
+        "/hooks/github",
+        "push",
+        "42",
+    )
+    expected = "sha256=" + hmac.new(b"s3cret", arrived.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(arrived.headers["x-hub-signature-256"], expected)

@@ -1,8 +1,8 @@
 """Python client for simulatord: sessions as context managers, stub builders, and a pytest plugin.
 
 Everything a test needs is importable from here; `behaviours` (response shaping, templates, rate limits,
-WebSockets) and `llm` (simulated OpenAI and Anthropic APIs) are the submodules to import by name:
-`from simulatord_client import behaviours as b, llm`.
+WebSockets), `llm` (simulated OpenAI and Anthropic APIs) and `webhooks` (signed webhooks the daemon delivers to
+the code under test) are the submodules to import by name: `from simulatord_client import behaviours as b, llm`.
 
 Example::
 
@@ -24,9 +24,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulatord_client import behaviours, llm
+    from simulatord_client import behaviours, llm, webhooks
     from simulatord_client.aio import AsyncExchangeStream, AsyncSession, AsyncSimulator
     from simulatord_client.builders import (
+        CallbackLike,
         ExpectLike,
         MatchOptions,
         ReplyOptions,
@@ -92,10 +93,12 @@ if TYPE_CHECKING:
         LlmCall,
         Mismatch,
         NearMiss,
+        WebhookAttempt,
     )
     from simulatord_client.migration import MockHttpServer
     from simulatord_client.session_core import SessionOptions
     from simulatord_client.stub_refs import StubRef, StubRefLike
+    from simulatord_client.webhooks import Delivery
 
 _EXPORTS = {
     "AbortedError": "simulatord_client.errors",
@@ -103,10 +106,12 @@ _EXPORTS = {
     "AsyncExchangeStream": "simulatord_client.aio",
     "AsyncSession": "simulatord_client.aio",
     "AsyncSimulator": "simulatord_client.aio",
+    "CallbackLike": "simulatord_client.builders",
     "CancelledError": "simulatord_client.errors",
     "DaemonError": "simulatord_client.embedded",
     "DataLossError": "simulatord_client.errors",
     "DeadlineExceededError": "simulatord_client.errors",
+    "Delivery": "simulatord_client.webhooks",
     "DurationLike": "simulatord_client.durations",
     "EmbeddedDaemon": "simulatord_client.embedded",
     "Exchange": "simulatord_client.exchanges",
@@ -144,6 +149,7 @@ _EXPORTS = {
     "UnavailableError": "simulatord_client.errors",
     "UnimplementedError": "simulatord_client.errors",
     "UnknownError": "simulatord_client.errors",
+    "WebhookAttempt": "simulatord_client.exchanges",
     "absent": "simulatord_client.builders",
     "all_of": "simulatord_client.builders",
     "any_of": "simulatord_client.builders",
@@ -172,7 +178,7 @@ _EXPORTS = {
     "when": "simulatord_client.builders",
 }
 # Submodules reachable as attributes, like any name above (`simulatord_client.behaviours.sse(...)`).
-_SUBMODULES = {"behaviours", "llm"}
+_SUBMODULES = {"behaviours", "llm", "webhooks"}
 
 
 def __getattr__(name: str) -> Any:
@@ -196,10 +202,12 @@ __all__ = [
     "AsyncExchangeStream",
     "AsyncSession",
     "AsyncSimulator",
+    "CallbackLike",
     "CancelledError",
     "DaemonError",
     "DataLossError",
     "DeadlineExceededError",
+    "Delivery",
     "DurationLike",
     "EmbeddedDaemon",
     "Exchange",
@@ -237,6 +245,7 @@ __all__ = [
     "UnavailableError",
     "UnimplementedError",
     "UnknownError",
+    "WebhookAttempt",
     "absent",
     "all_of",
     "any_of",
@@ -264,5 +273,6 @@ __all__ = [
     "regex",
     "response",
     "stub",
+    "webhooks",
     "when",
 ]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Unpack, cast
 import grpc
 import grpc.aio
 
-from simulatord.v1 import session_pb2, stub_pb2
+from simulatord.v1 import session_pb2, stub_pb2, webhook_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from simulatord_client import operations as ops
@@ -40,6 +40,7 @@ from simulatord_client.exchanges import Exchange, FilterOptions
 from simulatord_client.rpc import Method, Operation, Req, Resp, Rpc, T, advance, auth_metadata
 from simulatord_client.session_core import SessionCore, SessionOptions
 from simulatord_client.stub_refs import StubRef, StubRefLike
+from simulatord_client.webhooks import Delivery
 
 # A SimulatorError or a failed wait or verification points at the test's line, not at these frames.
 __tracebackhide__ = hide_client_frames
@@ -209,6 +210,22 @@ class AsyncSession(SessionCore):
     async def set_state(self, state: str) -> None:
         """Sets the scenario state."""
         self.info = await self.simulator._run(ops.set_state(self.name, state))
+
+    # --- webhooks --------------------------------------------------------------------------------
+
+    async def deliver_webhooks(
+        self, *webhooks: webhook_pb2.Webhook, wait: bool = True, timeout: float = 30.0, order: str = "in_order"
+    ) -> list[Delivery]:
+        """Makes the daemon deliver webhooks to the code under test; see `Session.deliver_webhooks()`."""
+        return await self.simulator._run(
+            ops.deliver_webhooks(self.name, webhooks, wait=wait, timeout=timeout, order=order)
+        )
+
+    async def deliver_webhook(
+        self, webhook: webhook_pb2.Webhook, *, wait: bool = True, timeout: float = 30.0, order: str = "in_order"
+    ) -> Delivery:
+        """Delivers one webhook; see `Session.deliver_webhooks()`."""
+        return (await self.deliver_webhooks(webhook, wait=wait, timeout=timeout, order=order))[0]
 
     # --- observing -------------------------------------------------------------------------------
 

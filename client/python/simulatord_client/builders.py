@@ -19,7 +19,7 @@ from typing import Any, TypedDict, Unpack
 
 from google.protobuf import json_format, struct_pb2
 
-from simulatord.v1 import stub_pb2
+from simulatord.v1 import stub_pb2, webhook_pb2
 from simulatord_client.durations import DurationLike, duration
 
 # --- type aliases --------------------------------------------------------------------------------
@@ -35,6 +35,8 @@ ResponseLike = stub_pb2.Response | Mapping[str, Any]
 ExpectLike = int | tuple[int | None, int | None] | stub_pb2.CallCountExpectation
 #: Response headers: a mapping or (name, value) pairs (a name may repeat).
 HeadersOut = Mapping[str, str] | Sequence[tuple[str, str]]
+#: A stub's callback: a Callback from `webhooks.callback()`, or a Webhook sent at once.
+CallbackLike = webhook_pb2.Callback | webhook_pb2.Webhook
 
 _TEMPLATE_VAR = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(=\*\*)?\}")
 _AFTER_LAST = {
@@ -228,6 +230,15 @@ def expectation(expect: ExpectLike) -> stub_pb2.CallCountExpectation:
     return out
 
 
+def to_callback(item: CallbackLike) -> webhook_pb2.Callback:
+    """The Callback for a Callback (as it is) or a Webhook (sent as soon as the stub has answered)."""
+    if isinstance(item, webhook_pb2.Callback):
+        return item
+    if isinstance(item, webhook_pb2.Webhook):
+        return webhook_pb2.Callback(webhook=item)
+    raise TypeError(f"a callback is webhooks.callback(...) or webhooks.webhook(...), not {type(item).__name__}")
+
+
 # --- responses -----------------------------------------------------------------------------------
 
 
@@ -394,6 +405,8 @@ class StubSettings(TypedDict, total=False):
     - `expect`: an int (exactly), a `(low, high)` pair, or `at_least()` / `at_most()` / `between()`.
     - `description`: shown in verification reports; `stub_id`: a chosen id instead of a generated one.
     - `required_state` / `next_state`: scenario states.
+    - `callbacks`: webhooks sent each time the stub matches, rendered from the triggering request
+      (`webhooks.callback(...)`, or a bare `webhooks.webhook(...)` sent at once).
     - `extend`: a raw Stub merged in last, for fields the helpers do not cover yet.
     """
 
@@ -405,6 +418,7 @@ class StubSettings(TypedDict, total=False):
     stub_id: str
     required_state: str
     next_state: str
+    callbacks: Sequence[CallbackLike]
     extend: stub_pb2.Stub
 
 
@@ -451,6 +465,11 @@ def _apply_settings(out: stub_pb2.Stub, options: Mapping[str, Any]) -> None:
             setattr(out, key, options[key])
     if "expect" in options and options["expect"] is not None:
         out.expect.CopyFrom(expectation(options["expect"]))
+    if "callbacks" in options:
+        callbacks = options["callbacks"]
+        if isinstance(callbacks, (webhook_pb2.Callback, webhook_pb2.Webhook)):
+            raise TypeError("callbacks is a list: callbacks=[webhooks.callback(...)]")
+        out.callbacks.extend(to_callback(item) for item in callbacks)
     if options.get("stub_id"):
         # Carried in `name` (output only for the daemon) until the create call moves it to `stub_id`.
         out.name = options["stub_id"]
@@ -545,6 +564,11 @@ class StubBuilder:
         self._stub.required_state = state
         if next_state is not None:
             self._stub.next_state = next_state
+        return self
+
+    def callback(self, *callbacks: CallbackLike) -> StubBuilder:
+        """Adds webhooks sent each time the stub matches: `webhooks.callback(hook, delay=0.1)` or a bare Webhook."""
+        self._stub.callbacks.extend(to_callback(item) for item in callbacks)
         return self
 
     def extend(self, raw: stub_pb2.Stub) -> StubBuilder:

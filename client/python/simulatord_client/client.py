@@ -25,7 +25,7 @@ from typing import Unpack
 
 import grpc
 
-from simulatord.v1 import session_pb2, stub_pb2
+from simulatord.v1 import session_pb2, stub_pb2, webhook_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
 from simulatord_client import operations as ops
@@ -35,6 +35,7 @@ from simulatord_client.exchanges import Exchange, FilterOptions
 from simulatord_client.rpc import Method, Operation, Req, Resp, Rpc, T, advance, auth_metadata
 from simulatord_client.session_core import SessionCore, SessionOptions
 from simulatord_client.stub_refs import StubRef, StubRefLike
+from simulatord_client.webhooks import Delivery
 
 # A SimulatorError or a failed wait or verification points at the test's line, not at these frames.
 __tracebackhide__ = hide_client_frames
@@ -263,6 +264,29 @@ class Session(SessionCore):
     def state(self) -> str:
         """The current scenario state (asks the daemon)."""
         return self.get().state
+
+    # --- webhooks --------------------------------------------------------------------------------
+
+    def deliver_webhooks(
+        self, *webhooks: webhook_pb2.Webhook, wait: bool = True, timeout: float = 30.0, order: str = "in_order"
+    ) -> list[Delivery]:
+        """Makes the daemon deliver webhooks (from `webhooks.webhook(...)`) to the code under test, signed and retried
+        as each says; every attempt is recorded in the journal. First attempts go one after another, `order`
+        `"in_order"` or `"reversed"`. With `wait`, returns once every delivery has ended or `timeout` seconds have
+        passed (those still going are then `"pending"`); without, at once.
+
+        Example: `[d] = s.deliver_webhooks(webhooks.webhook(url, json=event, signing=webhooks.stripe(secret)))`.
+        """
+        return self.simulator._run(ops.deliver_webhooks(self.name, webhooks, wait=wait, timeout=timeout, order=order))
+
+    def deliver_webhook(
+        self, webhook: webhook_pb2.Webhook, *, wait: bool = True, timeout: float = 30.0, order: str = "in_order"
+    ) -> Delivery:
+        """Delivers one webhook; see `deliver_webhooks()`.
+
+        Example: `assert s.deliver_webhook(webhooks.webhook(url, json={"ok": True})).state == "delivered"`.
+        """
+        return self.deliver_webhooks(webhook, wait=wait, timeout=timeout, order=order)[0]
 
     # --- observing -------------------------------------------------------------------------------
 

@@ -14,12 +14,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from simulatord.v1 import exchange_pb2, llm_pb2
+from simulatord.v1 import exchange_pb2, llm_pb2, webhook_pb2
 from simulatord_client.stub_refs import StubRef
 
 
 def _last_part(name: str) -> str:
     return name.rsplit("/", 1)[-1]
+
+
+_KINDS: dict[exchange_pb2.ExchangeKind.ValueType, str] = {
+    exchange_pb2.EXCHANGE_KIND_UNSPECIFIED: "http",
+    exchange_pb2.EXCHANGE_KIND_HTTP: "http",
+    exchange_pb2.EXCHANGE_KIND_WEBSOCKET_UPGRADE: "websocket_upgrade",
+    exchange_pb2.EXCHANGE_KIND_WEBSOCKET_FRAME: "websocket_frame",
+    exchange_pb2.EXCHANGE_KIND_WEBHOOK: "webhook",
+}
 
 
 class Headers(Mapping[str, str]):
@@ -138,6 +147,37 @@ class LlmCall:
         return bool(self.refusal_reason)
 
 
+@dataclass(frozen=True)
+class WebhookAttempt:
+    """One attempt to deliver a webhook the daemon sent (an exchange of kind `"webhook"`): the `delivery_id`
+    (the same on every attempt of a delivery), `attempt` (1 for the first), the `url` delivered to, the receiver's
+    `response_body`, the connection `error` or timeout instead of an answer, and `callback_of`, the full name of
+    the stub whose callback sent it ("" for `deliver_webhooks()`). The exchange's `method`, `path`, `headers` and
+    `body` are what was sent, its `status` what the receiver answered (0: no answer).
+
+    Example: `assert [e.webhook.attempt for e in s.exchanges() if e.webhook] == [1, 2, 3]`.
+    """
+
+    delivery_id: str
+    attempt: int
+    url: str
+    response_body: bytes
+    error: str
+    callback_of: str
+
+    @classmethod
+    def from_message(cls, attempt: webhook_pb2.WebhookAttempt) -> WebhookAttempt:
+        """The record for a WebhookAttempt message."""
+        return cls(
+            delivery_id=attempt.delivery_id,
+            attempt=attempt.attempt,
+            url=attempt.url,
+            response_body=bytes(attempt.response_body),
+            error=attempt.error,
+            callback_of=attempt.callback_of,
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Exchange:
     """One recorded request and what the session served, or a miss with its nearest stubs.
@@ -146,7 +186,9 @@ class Exchange:
     pair), `query_string`, `headers` (case-insensitive), `body` (bytes), `stub` (full name of the stub
     that answered, "" when unmatched; `stub_id` is its id), `status`, `behaviours` (what shaped the response,
     in the order it ran: `template`, `delay`, `fault`, ...), `near_misses`, `llm` (an `LlmCall` when the
-    session's LLM simulation answered, else None) and `exchange` (the raw message).
+    session's LLM simulation answered, else None), `kind` (`"http"`, `"websocket_upgrade"`, `"websocket_frame"`
+    or `"webhook"`), `webhook` (a `WebhookAttempt` for a webhook the daemon sent, else None; `method`, `path`,
+    `headers` and `body` are then what it sent, `status` the receiver's answer) and `exchange` (the raw message).
 
     Example: `assert session.exchanges(path="/orders")[0].json() == {"qty": 1}`.
     """
@@ -165,6 +207,8 @@ class Exchange:
     near_misses: tuple[NearMiss, ...]
     llm: LlmCall | None
     exchange: exchange_pb2.Exchange = field(repr=False)
+    kind: str = "http"
+    webhook: WebhookAttempt | None = None
 
     @classmethod
     def from_message(cls, exchange: exchange_pb2.Exchange) -> Exchange:
@@ -196,6 +240,8 @@ class Exchange:
             ),
             llm=LlmCall.from_message(exchange.llm) if exchange.HasField("llm") else None,
             exchange=exchange,
+            kind=_KINDS.get(exchange.kind, "unknown"),
+            webhook=WebhookAttempt.from_message(exchange.webhook) if exchange.HasField("webhook") else None,
         )
 
     @property
@@ -205,8 +251,9 @@ class Exchange:
 
     @property
     def matched(self) -> bool:
-        """True when a stub answered."""
-        return bool(self.stub)
+        """True when a stub answered (never for a webhook the daemon sent: its `stub` is the stub whose callback
+        sent it)."""
+        return bool(self.stub) and self.kind != "webhook"
 
     @property
     def text(self) -> str:
@@ -223,6 +270,10 @@ class Exchange:
         return f"{self.path}?{self.query_string}" if self.query_string else self.path
 
     def __str__(self) -> str:
+        if self.webhook is not None:
+            attempt = self.webhook
+            outcome = attempt.error or self.status
+            return f"#{self.sequence} webhook {self.method} {attempt.url} -> {outcome} (attempt {attempt.attempt})"
         return f"#{self.sequence} {self.method} {self.url_path} -> {self.status} ({self.stub_id or 'unmatched'})"
 
 

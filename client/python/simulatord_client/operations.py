@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar
 
 import grpc
 
-from simulatord.v1 import session_pb2, stub_pb2
+from simulatord.v1 import session_pb2, stub_pb2, webhook_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord_client.builders import StubLike, create_request
 from simulatord_client.durations import duration
@@ -20,6 +20,7 @@ from simulatord_client.exchanges import Exchange, FilterOptions, exchange_filter
 from simulatord_client.reports import verify_failure, wait_failure
 from simulatord_client.rpc import Method, Operation, Req, call
 from simulatord_client.stub_refs import StubRef, StubRefLike, stub_name, stub_refs
+from simulatord_client.webhooks import Delivery, delivery_order
 
 # A SimulatorError or a failed wait or verification points at the test's line, not at these frames.
 __tracebackhide__ = hide_client_frames
@@ -258,6 +259,30 @@ class WatchEvents:
         # CANCELLED after close() and DEADLINE_EXCEEDED after `timeout` are the normal ends.
         if not self._closed and error.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
             raise from_rpc_error(error, self._address) from None
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+
+def deliver_webhooks(
+    session: str, webhooks: Sequence[webhook_pb2.Webhook], *, wait: bool, timeout: float, order: str
+) -> Operation[list[Delivery]]:
+    """Makes the daemon deliver `webhooks` (first attempts one after another, in `order`); with `wait`, answers once
+    every delivery has ended or `timeout` seconds have passed (those still going are then pending)."""
+    for item in webhooks:
+        if not isinstance(item, webhook_pb2.Webhook):
+            hint = " (pass them as arguments: deliver_webhooks(*hooks))" if isinstance(item, (list, tuple)) else ""
+            raise TypeError(f"webhooks come from webhooks.webhook(...), not {type(item).__name__}{hint}")
+    if not webhooks:
+        raise ValueError("deliver_webhooks() needs at least one webhook")
+    if not timeout > 0:
+        raise ValueError(f"timeout bounds the wait, in seconds: more than 0, got {timeout}")
+    request = pb.DeliverWebhooksRequest(
+        parent=session, webhooks=webhooks, order=delivery_order(order), wait=wait, timeout=duration(timeout)
+    )
+    # Like WaitForExchanges: the daemon answers when its own wait ends, before the client's deadline cuts the call.
+    reply = yield from call(lambda s: s.DeliverWebhooks, request, timeout + WAIT_GRACE if wait else None)
+    return [Delivery.from_message(item) for item in reply.deliveries]
 
 
 # --- verification --------------------------------------------------------------------------------
