@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsimulatord/v1/webhook.proto\x12\rsimulatord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x83\x03\n\x07Webhook\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x34\n\x07headers\x18\x03 \x03(\x0b\x32#.simulatord.v1.Webhook.HeadersEntry\x12\x14\n\nbody_bytes\x18\x04 \x01(\x0cH\x00\x12\x13\n\tbody_text\x18\x05 \x01(\tH\x00\x12+\n\tbody_json\x18\x06 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\r\n\x05\x65vent\x18\x07 \x01(\t\x12.\n\x07signing\x18\x08 \x01(\x0b\x32\x1d.simulatord.v1.WebhookSigning\x12*\n\x05retry\x18\t \x01(\x0b\x32\x1b.simulatord.v1.WebhookRetry\x12*\n\x05\x66\x61ult\x18\n \x01(\x0b\x32\x1b.simulatord.v1.WebhookFault\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04\x62ody\"\x90\x01\n\x0eWebhookSigning\x12.\n\x07profile\x18\x01 \x01(\x0e\x32\x1d.simulatord.v1.SigningProfile\x12\x0f\n\x07secrets\x18\x02 \x03(\t\x12,\n\x06\x63ustom\x18\x03 \x01(\x0b\x32\x1c.simulatord.v1.CustomSigning\x12\x0f\n\x07hook_id\x18\x04 \x01(\t\"\xc6\x01\n\rCustomSigning\x12/\n\talgorithm\x18\x01 \x01(\x0e\x32\x1c.simulatord.v1.HmacAlgorithm\x12\x0e\n\x06header\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x16\n\x0esigned_content\x18\x04 \x01(\t\x12\x32\n\x08\x65ncoding\x18\x05 \x01(\x0e\x32 .simulatord.v1.SignatureEncoding\x12\x18\n\x10timestamp_header\x18\x06 \x01(\t\"\xbf\x01\n\x0cWebhookRetry\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x08schedule\x18\x02 \x01(\x0e\x32\x1c.simulatord.v1.RetrySchedule\x12)\n\x06\x64\x65lays\x18\x03 \x03(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ntime_scale\x18\x04 \x01(\x01\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\x05\"S\n\x0cWebhookFault\x12\x30\n\tsignature\x18\x01 \x01(\x0e\x32\x1d.simulatord.v1.SignatureFault\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"]\n\x08\x43\x61llback\x12\'\n\x07webhook\x18\x01 \x01(\x0b\x32\x16.simulatord.v1.Webhook\x12(\n\x05\x64\x65lay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa1\x01\n\x0fWebhookDelivery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.simulatord.v1.DeliveryState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x11\n\tsequences\x18\x04 \x03(\x03\x12\x13\n\x0blast_status\x18\x05 \x01(\x05\x12\x12\n\nlast_error\x18\x06 \x01(\t\"~\n\x0eWebhookAttempt\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x15\n\rresponse_body\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61llback_of\x18\x06 \x01(\t*\xfe\x01\n\x0eSigningProfile\x12\x1f\n\x1bSIGNING_PROFILE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNING_PROFILE_GITHUB\x10\x01\x12\x19\n\x15SIGNING_PROFILE_GITEA\x10\x02\x12\x1a\n\x16SIGNING_PROFILE_GITLAB\x10\x03\x12\x1a\n\x16SIGNING_PROFILE_STRIPE\x10\x04\x12\x19\n\x15SIGNING_PROFILE_SLACK\x10\x05\x12%\n!SIGNING_PROFILE_STANDARD_WEBHOOKS\x10\x06\x12\x1a\n\x16SIGNING_PROFILE_CUSTOM\x10\x07*~\n\rHmacAlgorithm\x12\x1e\n\x1aHMAC_ALGORITHM_UNSPECIFIED\x10\x00\x12\x17\n\x13HMAC_ALGORITHM_SHA1\x10\x01\x12\x19\n\x15HMAC_ALGORITHM_SHA256\x10\x02\x12\x19\n\x15HMAC_ALGORITHM_SHA512\x10\x03*r\n\x11SignatureEncoding\x12\"\n\x1eSIGNATURE_ENCODING_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNATURE_ENCODING_HEX\x10\x01\x12\x1d\n\x19SIGNATURE_ENCODING_BASE64\x10\x02*\xbe\x01\n\rRetrySchedule\x12\x1e\n\x1aRETRY_SCHEDULE_UNSPECIFIED\x10\x00\x12\x17\n\x13RETRY_SCHEDULE_NONE\x10\x01\x12\x19\n\x15RETRY_SCHEDULE_STRIPE\x10\x02\x12\x18\n\x14RETRY_SCHEDULE_SLACK\x10\x03\x12$\n RETRY_SCHEDULE_STANDARD_WEBHOOKS\x10\x04\x12\x19\n\x15RETRY_SCHEDULE_CUSTOM\x10\x05*\xa2\x01\n\x0eSignatureFault\x12\x1f\n\x1bSIGNATURE_FAULT_UNSPECIFIED\x10\x00\x12#\n\x1fSIGNATURE_FAULT_WRONG_SIGNATURE\x10\x01\x12#\n\x1fSIGNATURE_FAULT_STALE_TIMESTAMP\x10\x02\x12%\n!SIGNATURE_FAULT_MISSING_SIGNATURE\x10\x03*\xbe\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x02\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x03\x12\x1a\n\x16\x44\x45LIVERY_STATE_STOPPED\x10\x04\x12\x1c\n\x18\x44\x45LIVERY_STATE_CANCELLED\x10\x05\x42Y\n\x11\x64\x65v.simulatord.v1P\x01ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsimulatord/v1/webhook.proto\x12\rsimulatord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x83\x03\n\x07Webhook\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x34\n\x07headers\x18\x03 \x03(\x0b\x32#.simulatord.v1.Webhook.HeadersEntry\x12\x14\n\nbody_bytes\x18\x04 \x01(\x0cH\x00\x12\x13\n\tbody_text\x18\x05 \x01(\tH\x00\x12+\n\tbody_json\x18\x06 \x01(\x0b\x32\x16.google.protobuf.ValueH\x00\x12\r\n\x05\x65vent\x18\x07 \x01(\t\x12.\n\x07signing\x18\x08 \x01(\x0b\x32\x1d.simulatord.v1.WebhookSigning\x12*\n\x05retry\x18\t \x01(\x0b\x32\x1b.simulatord.v1.WebhookRetry\x12*\n\x05\x66\x61ult\x18\n \x01(\x0b\x32\x1b.simulatord.v1.WebhookFault\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04\x62ody\"\x90\x01\n\x0eWebhookSigning\x12.\n\x07profile\x18\x01 \x01(\x0e\x32\x1d.simulatord.v1.SigningProfile\x12\x0f\n\x07secrets\x18\x02 \x03(\t\x12,\n\x06\x63ustom\x18\x03 \x01(\x0b\x32\x1c.simulatord.v1.CustomSigning\x12\x0f\n\x07hook_id\x18\x04 \x01(\t\"\xd9\x01\n\rCustomSigning\x12/\n\talgorithm\x18\x01 \x01(\x0e\x32\x1c.simulatord.v1.HmacAlgorithm\x12\x0e\n\x06header\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x16\n\x0esigned_content\x18\x04 \x01(\t\x12\x32\n\x08\x65ncoding\x18\x05 \x01(\x0e\x32 .simulatord.v1.SignatureEncoding\x12\x18\n\x10timestamp_header\x18\x06 \x01(\t\x12\x11\n\tid_header\x18\x07 \x01(\t\"\xbf\x01\n\x0cWebhookRetry\x12*\n\x07timeout\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x08schedule\x18\x02 \x01(\x0e\x32\x1c.simulatord.v1.RetrySchedule\x12)\n\x06\x64\x65lays\x18\x03 \x03(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ntime_scale\x18\x04 \x01(\x01\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\x05\"S\n\x0cWebhookFault\x12\x30\n\tsignature\x18\x01 \x01(\x0e\x32\x1d.simulatord.v1.SignatureFault\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"]\n\x08\x43\x61llback\x12\'\n\x07webhook\x18\x01 \x01(\x0b\x32\x16.simulatord.v1.Webhook\x12(\n\x05\x64\x65lay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa1\x01\n\x0fWebhookDelivery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.simulatord.v1.DeliveryState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x11\n\tsequences\x18\x04 \x03(\x03\x12\x13\n\x0blast_status\x18\x05 \x01(\x05\x12\x12\n\nlast_error\x18\x06 \x01(\t\"~\n\x0eWebhookAttempt\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x15\n\rresponse_body\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61llback_of\x18\x06 \x01(\t*\xfe\x01\n\x0eSigningProfile\x12\x1f\n\x1bSIGNING_PROFILE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNING_PROFILE_GITHUB\x10\x01\x12\x19\n\x15SIGNING_PROFILE_GITEA\x10\x02\x12\x1a\n\x16SIGNING_PROFILE_GITLAB\x10\x03\x12\x1a\n\x16SIGNING_PROFILE_STRIPE\x10\x04\x12\x19\n\x15SIGNING_PROFILE_SLACK\x10\x05\x12%\n!SIGNING_PROFILE_STANDARD_WEBHOOKS\x10\x06\x12\x1a\n\x16SIGNING_PROFILE_CUSTOM\x10\x07*~\n\rHmacAlgorithm\x12\x1e\n\x1aHMAC_ALGORITHM_UNSPECIFIED\x10\x00\x12\x17\n\x13HMAC_ALGORITHM_SHA1\x10\x01\x12\x19\n\x15HMAC_ALGORITHM_SHA256\x10\x02\x12\x19\n\x15HMAC_ALGORITHM_SHA512\x10\x03*r\n\x11SignatureEncoding\x12\"\n\x1eSIGNATURE_ENCODING_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNATURE_ENCODING_HEX\x10\x01\x12\x1d\n\x19SIGNATURE_ENCODING_BASE64\x10\x02*\xbe\x01\n\rRetrySchedule\x12\x1e\n\x1aRETRY_SCHEDULE_UNSPECIFIED\x10\x00\x12\x17\n\x13RETRY_SCHEDULE_NONE\x10\x01\x12\x19\n\x15RETRY_SCHEDULE_STRIPE\x10\x02\x12\x18\n\x14RETRY_SCHEDULE_SLACK\x10\x03\x12$\n RETRY_SCHEDULE_STANDARD_WEBHOOKS\x10\x04\x12\x19\n\x15RETRY_SCHEDULE_CUSTOM\x10\x05*\xa2\x01\n\x0eSignatureFault\x12\x1f\n\x1bSIGNATURE_FAULT_UNSPECIFIED\x10\x00\x12#\n\x1fSIGNATURE_FAULT_WRONG_SIGNATURE\x10\x01\x12#\n\x1fSIGNATURE_FAULT_STALE_TIMESTAMP\x10\x02\x12%\n!SIGNATURE_FAULT_MISSING_SIGNATURE\x10\x03*\xbe\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x02\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x03\x12\x1a\n\x16\x44\x45LIVERY_STATE_STOPPED\x10\x04\x12\x1c\n\x18\x44\x45LIVERY_STATE_CANCELLED\x10\x05\x42Y\n\x11\x64\x65v.simulatord.v1P\x01ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,18 +36,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\021dev.simulatord.v1P\001ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1'
   _globals['_WEBHOOK_HEADERSENTRY']._loaded_options = None
   _globals['_WEBHOOK_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_SIGNINGPROFILE']._serialized_start=1513
-  _globals['_SIGNINGPROFILE']._serialized_end=1767
-  _globals['_HMACALGORITHM']._serialized_start=1769
-  _globals['_HMACALGORITHM']._serialized_end=1895
-  _globals['_SIGNATUREENCODING']._serialized_start=1897
-  _globals['_SIGNATUREENCODING']._serialized_end=2011
-  _globals['_RETRYSCHEDULE']._serialized_start=2014
-  _globals['_RETRYSCHEDULE']._serialized_end=2204
-  _globals['_SIGNATUREFAULT']._serialized_start=2207
-  _globals['_SIGNATUREFAULT']._serialized_end=2369
-  _globals['_DELIVERYSTATE']._serialized_start=2372
-  _globals['_DELIVERYSTATE']._serialized_end=2562
+  _globals['_SIGNINGPROFILE']._serialized_start=1532
+  _globals['_SIGNINGPROFILE']._serialized_end=1786
+  _globals['_HMACALGORITHM']._serialized_start=1788
+  _globals['_HMACALGORITHM']._serialized_end=1914
+  _globals['_SIGNATUREENCODING']._serialized_start=1916
+  _globals['_SIGNATUREENCODING']._serialized_end=2030
+  _globals['_RETRYSCHEDULE']._serialized_start=2033
+  _globals['_RETRYSCHEDULE']._serialized_end=2223
+  _globals['_SIGNATUREFAULT']._serialized_start=2226
+  _globals['_SIGNATUREFAULT']._serialized_end=2388
+  _globals['_DELIVERYSTATE']._serialized_start=2391
+  _globals['_DELIVERYSTATE']._serialized_end=2581
   _globals['_WEBHOOK']._serialized_start=109
   _globals['_WEBHOOK']._serialized_end=496
   _globals['_WEBHOOK_HEADERSENTRY']._serialized_start=442
@@ -55,15 +55,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WEBHOOKSIGNING']._serialized_start=499
   _globals['_WEBHOOKSIGNING']._serialized_end=643
   _globals['_CUSTOMSIGNING']._serialized_start=646
-  _globals['_CUSTOMSIGNING']._serialized_end=844
-  _globals['_WEBHOOKRETRY']._serialized_start=847
-  _globals['_WEBHOOKRETRY']._serialized_end=1038
-  _globals['_WEBHOOKFAULT']._serialized_start=1040
-  _globals['_WEBHOOKFAULT']._serialized_end=1123
-  _globals['_CALLBACK']._serialized_start=1125
-  _globals['_CALLBACK']._serialized_end=1218
-  _globals['_WEBHOOKDELIVERY']._serialized_start=1221
-  _globals['_WEBHOOKDELIVERY']._serialized_end=1382
-  _globals['_WEBHOOKATTEMPT']._serialized_start=1384
-  _globals['_WEBHOOKATTEMPT']._serialized_end=1510
+  _globals['_CUSTOMSIGNING']._serialized_end=863
+  _globals['_WEBHOOKRETRY']._serialized_start=866
+  _globals['_WEBHOOKRETRY']._serialized_end=1057
+  _globals['_WEBHOOKFAULT']._serialized_start=1059
+  _globals['_WEBHOOKFAULT']._serialized_end=1142
+  _globals['_CALLBACK']._serialized_start=1144
+  _globals['_CALLBACK']._serialized_end=1237
+  _globals['_WEBHOOKDELIVERY']._serialized_start=1240
+  _globals['_WEBHOOKDELIVERY']._serialized_end=1401
+  _globals['_WEBHOOKATTEMPT']._serialized_start=1403
+  _globals['_WEBHOOKATTEMPT']._serialized_end=1529
 # @@protoc_insertion_point(module_scope)

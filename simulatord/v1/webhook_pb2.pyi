@@ -389,6 +389,7 @@ class CustomSigning(_message.Message):
     SIGNED_CONTENT_FIELD_NUMBER: _builtins.int
     ENCODING_FIELD_NUMBER: _builtins.int
     TIMESTAMP_HEADER_FIELD_NUMBER: _builtins.int
+    ID_HEADER_FIELD_NUMBER: _builtins.int
     algorithm: Global___HmacAlgorithm.ValueType
     """The hash. Unspecified: SHA256."""
     header: _builtins.str
@@ -402,7 +403,11 @@ class CustomSigning(_message.Message):
     encoding: Global___SignatureEncoding.ValueType
     """How the signature is written. Unspecified: HEX."""
     timestamp_header: _builtins.str
-    """A header carrying the timestamp (unix seconds). Empty: none."""
+    """A header carrying the timestamp (unix seconds). Empty: none; required when `signed_content`
+    has `{timestamp}`.
+    """
+    id_header: _builtins.str
+    """A header carrying the delivery id. Empty: none; required when `signed_content` has `{id}`."""
     def __init__(
         self,
         *,
@@ -412,10 +417,11 @@ class CustomSigning(_message.Message):
         signed_content: _builtins.str = ...,
         encoding: Global___SignatureEncoding.ValueType = ...,
         timestamp_header: _builtins.str = ...,
+        id_header: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "encoding", b"encoding", "header", b"header", "prefix", b"prefix", "signed_content", b"signed_content", "timestamp_header", b"timestamp_header"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "encoding", b"encoding", "header", b"header", "id_header", b"id_header", "prefix", b"prefix", "signed_content", b"signed_content", "timestamp_header", b"timestamp_header"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -45,6 +45,7 @@ class CustomHmac:
     signed: str = "{body}"
     encoding: str = "hex"  # hex (lower case) | base64 (standard alphabet, padded)
     timestamp_header: str = ""  # a header carrying the unix timestamp; empty: none
+    id_header: str = ""  # a header carrying the delivery id; empty: none
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,13 @@ def _check_custom(custom: CustomHmac, where: str, errors: SpecErrors) -> None:
         errors.add(f"{where}.prefix", "no line breaks or NUL: it goes into a header value")
     if custom.encoding not in _ENCODINGS:
         errors.add(f"{where}.encoding", f"one of {', '.join(_ENCODINGS)}")
-    if custom.timestamp_header:
-        if not _is_token(custom.timestamp_header):
-            errors.add(f"{where}.timestamp_header", "not a valid header name")
-        elif custom.timestamp_header.lower() == custom.header.lower():
-            errors.add(f"{where}.timestamp_header", "must differ from the signature header")
+    for field_name, name in (("timestamp_header", custom.timestamp_header), ("id_header", custom.id_header)):
+        if not name:
+            continue
+        if not _is_token(name):
+            errors.add(f"{where}.{field_name}", "not a valid header name")
+        elif name.lower() == custom.header.lower():
+            errors.add(f"{where}.{field_name}", "must differ from the signature header")
     try:
         fields = _template_fields(custom.signed)
     except ValueError as exc:
@@ -192,6 +195,8 @@ def _check_custom(custom: CustomHmac, where: str, errors: SpecErrors) -> None:
     if "timestamp" in fields and not custom.timestamp_header:
         # The receiver could not verify a signature over a timestamp it is never told.
         errors.add(f"{where}.timestamp_header", "required when the signed content has {timestamp}")
+    if "id" in fields and not custom.id_header:
+        errors.add(f"{where}.id_header", "required when the signed content has {id}")
 
 
 def _is_token(name: str) -> bool:
@@ -367,6 +372,8 @@ def _custom(signer: Signer, wrong: bool, body: bytes, delivery_id: str, ts: str,
     headers = [(custom.header, custom.prefix + encoded)]
     if custom.timestamp_header:
         headers.append((custom.timestamp_header, ts))
+    if custom.id_header:
+        headers.append((custom.id_header, delivery_id))
     return headers, frozenset({custom.header})
 
 

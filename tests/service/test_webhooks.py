@@ -49,6 +49,7 @@ CUSTOM_TS: dict[str, object] = {
         "signedContent": "{timestamp}.{id}.{body}",
         "encoding": "SIGNATURE_ENCODING_BASE64",
         "timestampHeader": "X-Timestamp",
+        "idHeader": "X-Delivery",
     },
 }
 
@@ -159,9 +160,8 @@ def test_each_provider_verifies_and_every_fault_is_refused_by_its_own_oracle(
     answer = deliver(control, session, *webhooks)
     assert [d.state for d in answer.deliveries] == [webhook_pb2.DELIVERY_STATE_DELIVERED] * len(faults)
     by_path = {r.path.lstrip("/"): r for r in receiver.wait(len(faults))}
-    if provider == "custom":  # the custom scheme signs the delivery id but sends none: tell the receiver
-        for fault, delivery in zip(faults, answer.deliveries, strict=True):
-            by_path[fault].headers["x-delivery"] = delivery.delivery_id
+    if provider == "custom":  # the delivery id the receiver reads is the one the daemon reports
+        assert [by_path[f].headers["x-delivery"] for f in faults] == [d.delivery_id for d in answer.deliveries]
     arrived = [by_path[fault] for fault in faults]
     assert all(json.loads(r.body) == EVENT for r in arrived)
     assert dict(zip(faults, oracle(arrived), strict=True)) == {fault: fault == "good" for fault in faults}
@@ -307,10 +307,25 @@ GOOD = {"url": "http://127.0.0.1:9/hook"}
         ),
         ([{**GOOD, "retry": {"schedule": "RETRY_SCHEDULE_CUSTOM"}}], "webhooks[0].retry.delays"),
         ([{**GOOD, "retry": {"maxAttempts": 21}}], "webhooks[0].retry.max_attempts"),
+        (
+            [{**GOOD, "signing": {**CUSTOM_TS, "custom": {**CUSTOM_TS["custom"], "idHeader": ""}}}],  # type: ignore[dict-item]
+            "webhooks[0].signing.custom.id_header",
+        ),
         ([], "webhooks"),
         ([GOOD] * 101, "webhooks"),
     ],
-    ids=["no-url", "ftp", "method", "github-stale", "whsec", "custom-no-delays", "attempts-21", "none", "101"],
+    ids=[
+        "no-url",
+        "ftp",
+        "method",
+        "github-stale",
+        "whsec",
+        "custom-no-delays",
+        "attempts-21",
+        "id-unsent",
+        "none",
+        "101",
+    ],
 )
 def test_bad_webhooks_are_invalid_argument_at_the_exact_field(
     control: pb_grpc.SimulatorServiceStub,

@@ -281,10 +281,12 @@ def test_custom_shaped_as_github_verified_by_octokit() -> None:
 
 
 def test_custom_sha512_base64_with_id_and_literal_braces() -> None:
-    custom = CustomHmac(algorithm="sha512", header="X-Sig", signed="{{{id}}}.{body}", encoding="base64")
+    custom = CustomHmac(
+        algorithm="sha512", header="X-Sig", signed="{{{id}}}.{body}", encoding="base64", id_header="X-Delivery"
+    )
     headers = headers_of(make(Profile.CUSTOM, "k", custom=custom))
     expected = hmac.new(b"k", b"{" + DELIVERY.encode() + b"}." + BODY, hashlib.sha512).digest()
-    assert headers == {"X-Sig": base64.b64encode(expected).decode()}
+    assert headers == {"X-Sig": base64.b64encode(expected).decode(), "X-Delivery": DELIVERY}
 
 
 # Validation at programming time.

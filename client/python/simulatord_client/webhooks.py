@@ -144,11 +144,12 @@ def custom(
     signed: str = "{body}",
     encoding: str = "hex",
     timestamp_header: str = "",
+    id_header: str = "",
 ) -> webhook_pb2.WebhookSigning:
     """A custom HMAC: `algorithm` (`sha1`, `sha256`, `sha512`) over `signed` (a template of `{body}`,
     `{timestamp}` and `{id}`, the delivery id; `{{`/`}}` for literal braces), written in `encoding` (`hex`,
     `base64`) after `prefix` in `header`; `timestamp_header` sends the unix timestamp (needed when `signed` holds
-    `{timestamp}`).
+    `{timestamp}`) and `id_header` the delivery id (needed when it holds `{id}`).
 
     Example: `webhooks.custom("k", header="X-Signature", prefix="sha512=", algorithm="sha512",
     signed="{timestamp}.{body}", timestamp_header="X-Timestamp")`.
@@ -164,6 +165,7 @@ def custom(
             signed_content=signed,
             encoding=_choice(_ENCODINGS, encoding, "signature encoding"),
             timestamp_header=timestamp_header,
+            id_header=id_header,
         )
     )
     return out

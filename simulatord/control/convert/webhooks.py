@@ -64,6 +64,7 @@ def _signer(msg: webhook_pb2.WebhookSigning, where: str, errors: SpecErrors) -> 
             signed=c.signed_content or "{body}",
             encoding=_ENCODINGS.get(c.encoding, "?"),
             timestamp_header=c.timestamp_header,
+            id_header=c.id_header,
         )
     return signing.signer(_PROFILES.get(msg.profile), list(msg.secrets), custom, where, errors)
 
