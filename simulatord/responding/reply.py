@@ -151,18 +151,23 @@ def response_spec(
             )
         else:
             sendable.append((name, value))
-    headers = sendable
-    names = {name.lower() for name, _ in headers}
-    extra: list[tuple[str, str]] = []
+    encoded, content_type = encode_body(body_kind, body, sendable)
+    return ResponseSpec(status, (*sendable, *content_type), encoded)
+
+
+def encode_body(
+    body_kind: str | None, body: Any, headers: Sequence[tuple[str, str]]
+) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+    """A programmed body (the `body_bytes`, `body_text` or `body_json` oneof field) as bytes, and the content
+    type it implies unless `headers` set one."""
+    implied = ""
     encoded = b""
     if body_kind == "body_bytes":
         encoded = bytes(body)
     elif body_kind == "body_text":
-        encoded = str(body).encode()
-        if "content-type" not in names:
-            extra.append(("content-type", "text/plain; charset=utf-8"))
+        encoded, implied = str(body).encode(), "text/plain; charset=utf-8"
     elif body_kind == "body_json":
-        encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        if "content-type" not in names:
-            extra.append(("content-type", "application/json"))
-    return ResponseSpec(status, tuple(headers) + tuple(extra), encoded)
+        encoded, implied = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), "application/json"
+    if not implied or any(name.lower() == "content-type" for name, _ in headers):
+        return encoded, ()
+    return encoded, (("content-type", implied),)

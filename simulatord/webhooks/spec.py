@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 
 from simulatord.errors import SpecErrors
 from simulatord.responding import sandbox
-from simulatord.responding.reply import FRAMING_HEADERS, header_problem
+from simulatord.responding.reply import FRAMING_HEADERS, encode_body, header_problem
 from simulatord.responding.templating import JsonTemplate, compile_json, compile_text, has_markers
 from simulatord.webhooks.signing import Profile, SignatureFault, Signer, fault_problem
 
@@ -186,18 +185,8 @@ def webhook(
             errors.add(at, f"{name} is set by the daemon from the body")
         else:
             pairs.append((name, value))
-    names = {n.lower() for n, _ in pairs}
-    encoded = b""
-    if body_kind == "body_bytes":
-        encoded = bytes(body)
-    elif body_kind == "body_text":
-        encoded = str(body).encode()
-        if "content-type" not in names:
-            pairs.append(("content-type", "text/plain; charset=utf-8"))
-    elif body_kind == "body_json":
-        encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        if "content-type" not in names:
-            pairs.append(("content-type", "application/json"))
+    encoded, content_type = encode_body(body_kind, body, pairs)
+    pairs.extend(content_type)
     if len(encoded) > MAX_BODY_BYTES:
         errors.add(f"{where}.{body_kind}", f"must be at most {MAX_BODY_BYTES} bytes")
     if signer is not None and (problem := fault_problem(signer.profile, signature_fault, signer.custom)):
