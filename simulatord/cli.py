@@ -41,10 +41,33 @@ def _tenant_id(value: str) -> str:
     return value
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(value: str) -> bool:
+    if value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(_TRUE + _FALSE)}, got {value!r}")
+
+
+def _switch(p: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    """A bool setting: `--name` (or `--name false`, as its environment variable takes) and `--no-name`."""
+    flag = name.replace("_", "-")
+    p.add_argument(
+        f"--{flag}", nargs="?", const=True, type=_boolean, default=env_default(name, default), metavar="BOOL", help=help
+    )
+    # SUPPRESS: the default is the one above (with its environment fallback), not store_false's True.
+    p.add_argument(f"--no-{flag}", dest=name, action="store_false", default=argparse.SUPPRESS, help=f"--{flag} false")
+
+
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the daemon (flags fall back to SIMULATORD_* environment variables)")
     for setting in flags():
         default: Any = setting.default
+        if isinstance(default, bool):
+            _switch(p, setting.name, default, f"{setting.metadata['help']} [{ENV_PREFIX}{setting.name.upper()}]")
+            continue
         convert: Callable[[str], Any] = Path if default is None else type(default)
         p.add_argument(
             "--" + setting.name.replace("_", "-"),

@@ -57,6 +57,9 @@ class Settings:
     )
     webhook_concurrency: int = _flag(32, "webhook attempts in flight at once, across the daemon")
     max_pending_deliveries: int = _flag(1000, "webhook deliveries a session may have pending at once")
+    dashboard: bool = _flag(
+        True, "serve the live dashboard at the HTTP port's root (read-only; with --auth it needs a token)"
+    )
     log_level: str = _flag("WARNING", "DEBUG, INFO, WARNING or ERROR")
     sweep_interval: float = 1.0
 

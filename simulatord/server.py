@@ -23,6 +23,7 @@ from simulatord.control.auth import load_credentials
 from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
 from simulatord.http_front import create_app
+from simulatord.http_front.dashboard import DashboardAccess
 from simulatord.serving import DataPlane
 from simulatord.serving.metrics import Metrics
 from simulatord.serving.outbound import Outbound
@@ -134,6 +135,16 @@ async def run(
 
     serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)
     plane = DataPlane(store, simulator.clock, outbound, metrics)
+    dashboard = (
+        # The control plane's credentials, so that a token sees the same tenants on the dashboard as over gRPC.
+        DashboardAccess(
+            simulator.watch_exchanges,
+            simulator.addressing.base_url,
+            credentials.identify if credentials is not None else None,
+        )
+        if settings.dashboard
+        else None
+    )
     app = create_app(
         plane,
         settings.host_suffix,
@@ -141,6 +152,7 @@ async def run(
         settings.max_stream_seconds,
         settings.request_read_timeout,
         on_serving=serving.set,
+        dashboard=dashboard,
     )
 
     loop = asyncio.get_running_loop()
@@ -165,6 +177,8 @@ async def run(
     # exchanges, then their streams end with OK), then the control plane.
     await health_servicer.enter_graceful_shutdown()
     plane.stop()  # waits and streams end now, WebSockets close with 1001
+    if dashboard is not None:
+        dashboard.stopping.set()  # and so do the dashboard's live streams
     http_stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await http_task

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from simulatord import __version__
+from simulatord.http_front.dashboard import DashboardAccess
 from simulatord.http_front.edge import ASGIApp, Receive, Scope, Send, SimulatedTraffic
 from simulatord.serving import DataPlane
 
@@ -27,14 +28,17 @@ def create_app(
     max_stream_seconds: float = 600.0,
     read_timeout: float = 30.0,
     on_serving: Callable[[], object] | None = None,
+    dashboard: DashboardAccess | None = None,
 ) -> SimulatedTraffic:
-    """The ASGI app the server runs; `on_serving` is called when the server has started it (lifespan startup)."""
-    pages = OwnPages(lambda: build_pages(plane, max_body_bytes), on_serving)
+    """The ASGI app the server runs; `on_serving` is called when the server has started it (lifespan startup).
+    Without `dashboard` the daemon's pages are the JSON index and /metrics only."""
+    pages = OwnPages(lambda: build_pages(plane, max_body_bytes, dashboard), on_serving)
     return SimulatedTraffic(pages, plane, host_suffix, max_body_bytes, max_stream_seconds, read_timeout)
 
 
-def build_pages(plane: DataPlane, max_body_bytes: int) -> Quart:
-    """The Quart app for what addresses no session: the daemon's index page and its 404 page."""
+def build_pages(plane: DataPlane, max_body_bytes: int, dashboard: DashboardAccess | None = None) -> Quart:
+    """The Quart app for what addresses no session: the daemon's index page (the dashboard for a browser when
+    it is on), /metrics, the dashboard's API, and the 404 page."""
     from quart import Quart, Response
 
     from simulatord.http_front.metrics import exposition
@@ -43,8 +47,16 @@ def build_pages(plane: DataPlane, max_body_bytes: int) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.url_map.strict_slashes = False
 
+    if dashboard is not None:
+        # Imported here, like Quart: a daemon nobody opens in a browser never loads the dashboard.
+        from simulatord.http_front.dashboard import routes
+
+        routes.add_routes(app, plane, dashboard)
+
     @app.get("/")
-    async def index() -> dict[str, Any]:
+    async def index() -> dict[str, Any] | Response:
+        if dashboard is not None and routes.wants_html():
+            return routes.page()
         return {
             "service": "simulatord",
             "version": __version__,
