@@ -18,7 +18,6 @@ class Refused(Exception):
     message: str
     param: str | None = None
     code: str | None = None
-    error_type: str = ""  # empty: the provider's type for the status
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,6 @@ class Conversation:
     stream: bool = False
     include_usage: bool = False
     n: int = 1
-    json_output: bool = False  # OpenAI response_format json_object or json_schema: the text should be JSON
     input_tokens: int = 0
     max_tokens: int = 0  # 0: no limit asked
     thinking: bool = False  # Anthropic extended thinking asked for
@@ -75,7 +73,7 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _stream(body: dict[str, Any], provider: Provider, strict: bool) -> bool:
+def _stream(body: dict[str, Any], provider: Provider) -> bool:
     stream = body.get("stream", False)
     if stream is None:
         return False
@@ -141,7 +139,7 @@ def _chat(body: dict[str, Any], strict: bool) -> Conversation:
             "messages",
             "empty_array",
         )
-    stream = _stream(body, Provider.OPENAI, strict)
+    stream = _stream(body, Provider.OPENAI)
     options = body.get("stream_options")
     if options is not None and not stream and strict:
         raise Refused(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
@@ -215,8 +213,6 @@ def _chat(body: dict[str, Any], strict: bool) -> Conversation:
             f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(open_calls)}",
             f"messages.[{len(messages) - 1}].role",
         )
-    fmt = body.get("response_format")
-    json_output = isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 0
     return Conversation(
         endpoint=Endpoint.CHAT,
@@ -230,7 +226,6 @@ def _chat(body: dict[str, Any], strict: bool) -> Conversation:
         stream=stream,
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         n=n,
-        json_output=json_output,
         input_tokens=input_tokens,
         max_tokens=max_tokens if isinstance(max_tokens, int) else 0,
         body=body,
@@ -242,7 +237,7 @@ def _chat(body: dict[str, Any], strict: bool) -> Conversation:
 
 def _responses(body: dict[str, Any], strict: bool) -> Conversation:
     model = _model(body, Provider.OPENAI)
-    stream = _stream(body, Provider.OPENAI, strict)
+    stream = _stream(body, Provider.OPENAI)
     items = body.get("input")
     instructions = body.get("instructions")
     system = [instructions] if isinstance(instructions, str) else []
@@ -285,8 +280,6 @@ def _responses(body: dict[str, Any], strict: bool) -> Conversation:
                 raise Refused(400, f"No tool call found for function call output with call_id {call_id}.", "input")
             ends_with = calls.get(call_id, "") if isinstance(call_id, str) else ""
             input_tokens += tokens.count_value(item.get("output", ""))
-    text_format = body.get("text")
-    fmt = text_format.get("format") if isinstance(text_format, dict) else None
     max_tokens = body.get("max_output_tokens") or 0
     return Conversation(
         endpoint=Endpoint.RESPONSES,
@@ -298,7 +291,6 @@ def _responses(body: dict[str, Any], strict: bool) -> Conversation:
         turn=turn,
         tool_result_for=ends_with,
         stream=stream,
-        json_output=isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"),
         input_tokens=input_tokens,
         max_tokens=max_tokens if isinstance(max_tokens, int) else 0,
         body=body,
@@ -349,7 +341,7 @@ def _anthropic_messages(body: dict[str, Any], strict: bool, endpoint: Endpoint) 
         raise Refused(400, "messages: Input should be a valid list")
     if not messages and strict:
         raise Refused(400, "messages: at least one message is required")
-    stream = False if counting else _stream(body, Provider.ANTHROPIC, strict)
+    stream = False if counting else _stream(body, Provider.ANTHROPIC)
     system_value = body.get("system")
     system = _text(system_value)
     thinking = body.get("thinking")

@@ -6,7 +6,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from simulatord.errors import SpecErrors
@@ -169,11 +169,6 @@ class SimulationSpec:
     models: tuple[str, ...] = ()
     limits: Limits = Limits()
     timing: Timing = Timing()
-    # The rule ids, for the near misses and the journal; derived, never programmed.
-    rule_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rule_ids", tuple(r.id for r in self.rules))
 
 
 # --- validation ----------------------------------------------------------------------------------

@@ -254,7 +254,12 @@ def test_a_valid_simulation_converts() -> None:
     )
     spec = simulation(msg, "session.llm", errors)
     assert errors.violations == []
-    assert (spec.provider, spec.rule_ids, spec.strict, spec.default) == (ANTHROPIC, ("greet",), True, DEFAULT_REPLY)
+    assert (spec.provider, [r.id for r in spec.rules], spec.strict, spec.default) == (
+        ANTHROPIC,
+        ["greet"],
+        True,
+        DEFAULT_REPLY,
+    )
 
 
 @pytest.mark.parametrize(
