@@ -65,7 +65,8 @@ def encode_headers(headers: Sequence[tuple[str, str]], body: bytes | None = None
     """Headers as an ASGI server takes them (lower-case latin-1 bytes); for a complete `body`, with a
     Content-Length unless one is set. A streamed response passes no body."""
     encoded = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-    if body is not None and not any(n == b"content-length" for n, _ in encoded):
+    # A membership test on a list of names, not any() over a generator: this runs for every shaped reply.
+    if body is not None and b"content-length" not in [n for n, _ in encoded]:
         encoded.append((b"content-length", str(len(body)).encode()))
     return tuple(encoded)
 
