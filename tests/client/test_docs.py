@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,10 @@ def _run(doc: str, namespace: dict[str, Any], programmer: _Programmer) -> int:
     return len(blocks)
 
 
+def _pushed(session: Session) -> bool:
+    return any(e.exchange.frame.text == "going down" for e in session.exchanges(path="/rooms/lobby"))
+
+
 def test_behaviour_docs_examples_run(
     sim_session: Session, simulatord_address: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,8 +121,12 @@ def test_behaviour_docs_examples_run(
     try:
         assert _run(BEHAVIOUR_DOCS[1], namespace, _Programmer(lambda: namespace["session"])) == 7
         assert len(namespace["session"].list_stubs()) == 9  # 8 built, and the chat stub the push example adds
-        frames = namespace["session"].exchanges(path="/rooms/lobby")
-        assert any(e.exchange.frame.text == "going down" for e in frames)
+        # The example reads until the daemon closes, so the pushed frame went out; its record follows at once,
+        # but on another task: look again for a bounded moment rather than race it.
+        deadline = time.monotonic() + 5
+        while not _pushed(namespace["session"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _pushed(namespace["session"])
     finally:
         if "sim" in namespace:
             namespace["session"].close()
