@@ -7,10 +7,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from simulatord.errors import PermissionDenied, ResourceExhausted
 from simulatord.matching.request import HttpRequest
@@ -30,6 +28,9 @@ from simulatord.webhooks.delivery import (
 )
 from simulatord.webhooks.spec import CallbackSpec, WebhookRecord, WebhookSpec, rendered
 from simulatord.webhooks.targets import TargetForbidden, Targets
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class Outbound:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:  # made on first use: most sessions never send a webhook
             # trust_env=False: a proxy from the daemon's environment must not carry deliveries off the host.
+            import httpx  # here, not at the top: it takes ~150 ms to import, and most daemons never send a webhook
+
             self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=None)
             self._slots = asyncio.Semaphore(self._concurrency)
         return self._client
@@ -177,6 +180,8 @@ class Outbound:
         previous: Outcome,
         callback_of: str,
     ) -> tuple[Outcome, bool]:
+        import httpx  # imported by the first delivery (see _http): a lookup in sys.modules after that
+
         started = self.clock()
         headers = attempt_headers(spec, spec.body, delivery.id, int(started), attempt, previous)
         status, answer_headers, kept, size, error = 0, [], b"", 0, ""
