@@ -7,11 +7,12 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from simulatord.config import ENV_PREFIX, Settings, env_default, flags
+from simulatord.config import ENV_PREFIX, Settings, env_default, flags, resolve_loop, resolve_server
 from simulatord.errors import InvalidArgument
 from simulatord.names import ID_RULE, WILDCARD, parse_session, valid_id
 
@@ -78,9 +79,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         )
     p.add_argument(
         "--loop",
-        choices=["asyncio", "uvloop"],
-        default=env_default("loop", "asyncio"),
-        help=f"event loop implementation [{ENV_PREFIX}LOOP]",
+        choices=["auto", "asyncio", "uvloop"],
+        default=env_default("loop", "auto"),
+        help=f"event loop: asyncio, uvloop, or auto: uvloop under uvicorn when installed [{ENV_PREFIX}LOOP]",
     )
 
 
@@ -117,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def serve_settings(args: argparse.Namespace) -> tuple[Settings, str]:
+    """The settings and the event loop `serve`'s arguments ask for, `auto` resolved."""
+    settings = Settings(**{setting.name: getattr(args, setting.name) for setting in flags()})
+    settings = replace(settings, server=resolve_server(settings.server, settings.tls_cert is not None))
+    return settings, resolve_loop(args.loop, settings.server)
+
+
+def parse_serve(argv: Sequence[str]) -> tuple[Settings, str]:
+    """`serve_settings` of `simulatord serve ARGV` (environment fallbacks included); argparse exits on bad ones."""
+    return serve_settings(build_parser().parse_args(["serve", *argv]))
+
+
 def _serve(args: argparse.Namespace) -> int:
     from simulatord import server
     from simulatord.control.auth import AuthFileError
@@ -124,14 +137,14 @@ def _serve(args: argparse.Namespace) -> int:
     from simulatord.webhooks.targets import Targets
 
     logging.basicConfig(level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(**{setting.name: getattr(args, setting.name) for setting in flags()})
+    settings, loop = serve_settings(args)
     try:
         Targets.parse(settings.webhook_targets)
     except ValueError as exc:
         print(f"simulatord: cannot start: {exc}", file=sys.stderr)
         return 2
     runner = asyncio.run
-    if args.loop == "uvloop":
+    if loop == "uvloop":
         import uvloop  # optional extra: pip install simulatord[fast]
 
         runner = uvloop.run

@@ -1,4 +1,4 @@
-"""Runs the daemon: an ASGI server (hypercorn, or uvicorn) serving the app and a grpc.aio server, in one event loop."""
+"""Runs the daemon: an ASGI server (uvicorn when installed, else hypercorn) and a grpc.aio server in one loop."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import resource
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from simulatord.config import Settings
+from simulatord.config import Settings, resolve_server
 from simulatord.control.auth import load_credentials
 from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
@@ -42,6 +42,22 @@ REFLECTION_SERVICE_NAME = "grpc.reflection.v1alpha.ServerReflection"  # grpc_ref
 class Bound:
     http_url: str
     grpc_address: str
+    # The control plane's method handlers by path ("/simulatord.v1.SimulatorService/CreateSession"), the ones the
+    # gRPC server calls: an in-process caller (simulatord.embedded) calls them too, without a round trip.
+    handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]] = field(default_factory=dict)
+
+
+class _Handlers:
+    """Collects the method handlers generated code registers, as a server would (`add_*_to_server`)."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass  # the same handlers come again, by service, below
+
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, Any]) -> None:
+        self.by_path.update({f"/{service}/{method}": handler for method, handler in handlers.items()})
 
 
 def _listen(host: str, port: int, what: str, flag: str) -> socket.socket:
@@ -83,9 +99,12 @@ async def run(
     settings: Settings,
     on_ready: Callable[[Bound], None] | None = None,
     stop: asyncio.Event | None = None,
+    signals: bool = True,
 ) -> None:
-    """Serves until `stop` is set (or SIGTERM/SIGINT arrives), then stops gracefully."""
+    """Serves until `stop` is set (or, with `signals`, SIGTERM/SIGINT arrives), then stops gracefully."""
     stop = stop or asyncio.Event()
+    settings = replace(settings, server=resolve_server(settings.server, settings.tls_cert is not None))
+    log.info("serving HTTP with %s on %s", settings.server, type(asyncio.get_running_loop()).__module__)
     http_sock = _listen(settings.host, settings.http_port, "HTTP", "--http-port")
     http_port = http_sock.getsockname()[1]
     shown = _display_host(settings.host)
@@ -115,11 +134,13 @@ async def run(
     credentials = load_credentials(settings.auth) if settings.auth is not None else None
 
     grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    simulator_service_pb2_grpc.add_SimulatorServiceServicer_to_server(
-        SimulatorServicer(simulator, templates, credentials, outbound, metrics), grpc_server
-    )
+    servicer = SimulatorServicer(simulator, templates, credentials, outbound, metrics)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    handlers = _Handlers()
+    targets: tuple[Any, ...] = (grpc_server, handlers)  # generated code registers on anything server-shaped
+    for target in targets:
+        simulator_service_pb2_grpc.add_SimulatorServiceServicer_to_server(servicer, target)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, target)
     grpc_server.add_generic_rpc_handlers(
         [_LazyReflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))]
     )
@@ -156,7 +177,7 @@ async def run(
     )
 
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT) if signals else ():
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
@@ -170,7 +191,7 @@ async def run(
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     if on_ready is not None:
-        on_ready(Bound(f"{scheme}://{shown}:{http_port}", f"{shown}:{grpc_port}"))
+        on_ready(Bound(f"{scheme}://{shown}:{http_port}", f"{shown}:{grpc_port}", handlers.by_path))
 
     await stop.wait()
     # Drain in order: traffic first (every exchange recorded), then the journals (watchers get the last
