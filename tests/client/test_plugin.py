@@ -97,6 +97,25 @@ def test_embedded_daemon_by_default(pytester: pytest.Pytester, clean_env: pytest
     assert len(addresses) == 1  # one daemon for the whole run
 
 
+KIND = """
+def test_kind(simulatord_daemon, simulator, sim_session):
+    print("KIND", type(simulatord_daemon).__name__, type(simulator.channel).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    "option, kind",
+    [((), "ThreadDaemon InProcessChannel"), (("--simulatord-embedded=process",), "EmbeddedDaemon Channel")],
+)
+def test_the_embedded_daemon_runs_on_a_thread_unless_asked_for_a_process(
+    pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch, option: tuple[str, ...], kind: str
+) -> None:
+    pytester.makepyfile(test_inner=ISOLATION, test_kind=KIND)
+    result = pytester.runpytest_subprocess("-rP", "-p", "no:cacheprovider", *option)
+    result.assert_outcomes(passed=5)
+    assert f"KIND {kind}" in result.outlines
+
+
 def test_xdist_workers_get_a_daemon_and_a_tenant_each(pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_inner=ISOLATION)
     result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "-p", "no:cacheprovider")

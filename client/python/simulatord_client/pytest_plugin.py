@@ -3,8 +3,13 @@
 Fixtures:
 
 - `simulatord_address` (session scope): the gRPC address in use - `--simulatord-address` or
-  `SIMULATORD_ADDRESS` when given, else an `EmbeddedDaemon` started once per process (per xdist worker).
-- `simulator` (session scope): a `Simulator` on that address, with the token of `--simulatord-token` or
+  `SIMULATORD_ADDRESS` when given, else that of a daemon embedded once per process (per xdist worker): on a
+  thread of this process by default, its control calls made in process rather than over loopback
+  (`--simulatord-embedded process` starts a child process instead). Either way the daemon also serves HTTP
+  and gRPC on free loopback ports, for the code under test and for other processes.
+- `simulatord_daemon` (session scope): that daemon (a `simulatord.embedded.ThreadDaemon` or an
+  `EmbeddedDaemon`, with `http_url` and `grpc_address`), or None when an address was given.
+- `simulator` (session scope): a `Simulator` on that daemon, with the token of `--simulatord-token` or
   `SIMULATORD_TOKEN` (for a daemon started with `--auth`).
 - `sim_session`: a new `Session` per test in this run's tenant (`--simulatord-tenant` or `SIMULATORD_TENANT`
   when given: a token scoped to tenants needs one of them), deleted afterwards; verified at teardown
@@ -33,6 +38,7 @@ import pytest
 from simulatord_client.embedded import EmbeddedDaemon
 
 if TYPE_CHECKING:
+    from simulatord.embedded import ThreadDaemon
     from simulatord_client.client import Session, Simulator
     from simulatord_client.migration import MockHttpServer
 
@@ -66,6 +72,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--simulatord-tenant",
         default=None,
         help="tenant for sim_session (default: $SIMULATORD_TENANT, else pytest-{run id}-{xdist worker})",
+    )
+    group.addoption(
+        "--simulatord-embedded",
+        choices=("thread", "process"),
+        default=os.environ.get("SIMULATORD_EMBEDDED", "thread"),
+        help="where the daemon this plugin starts runs: a thread of this process, whose control calls skip the "
+        "loopback round trip (default), or a child process [SIMULATORD_EMBEDDED]",
     )
     group.addoption(
         "--simulatord-daemon-args",
@@ -117,26 +130,51 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture(scope="session")
-def simulatord_address(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The gRPC address of the daemon used by this test process (started here unless one was given)."""
-    address = request.config.getoption("simulatord_address") or os.environ.get("SIMULATORD_ADDRESS")
-    if address:
-        yield address
+def simulatord_daemon(request: pytest.FixtureRequest) -> Iterator[ThreadDaemon | EmbeddedDaemon | None]:
+    """The daemon this plugin started for this test process; None when an address was given."""
+    if request.config.getoption("simulatord_address") or os.environ.get("SIMULATORD_ADDRESS"):
+        yield None
         return
-    daemon = EmbeddedDaemon(shlex.split(request.config.getoption("simulatord_daemon_args") or "")).start()
+    args = shlex.split(request.config.getoption("simulatord_daemon_args") or "")
+    if request.config.getoption("simulatord_embedded") == "process":
+        with EmbeddedDaemon(args) as process:
+            yield process
+        return
+    from simulatord.embedded import ThreadDaemon
+
     try:
-        yield daemon.grpc_address
-    finally:
-        daemon.stop()
+        daemon = ThreadDaemon.from_args(args)
+    except SystemExit:  # argparse has printed what is wrong with them
+        raise pytest.UsageError(f"--simulatord-daemon-args: not flags of `simulatord serve`: {args}") from None
+    with daemon.start():
+        yield daemon
 
 
 @pytest.fixture(scope="session")
-def simulator(request: pytest.FixtureRequest, simulatord_address: str) -> Iterator[Simulator]:
-    """A `Simulator` connected to the daemon of this test process."""
+def simulatord_address(request: pytest.FixtureRequest, simulatord_daemon: ThreadDaemon | EmbeddedDaemon | None) -> str:
+    """The gRPC address of the daemon used by this test process (started here unless one was given)."""
+    if simulatord_daemon is not None:
+        return simulatord_daemon.grpc_address
+    return str(request.config.getoption("simulatord_address") or os.environ["SIMULATORD_ADDRESS"])
+
+
+@pytest.fixture(scope="session")
+def simulator(
+    request: pytest.FixtureRequest,
+    simulatord_address: str,
+    simulatord_daemon: ThreadDaemon | EmbeddedDaemon | None,
+) -> Iterator[Simulator]:
+    """A `Simulator` connected to the daemon of this test process: in process when the daemon runs on a thread."""
     from simulatord_client.client import Simulator
 
+    channel = None
+    if simulatord_daemon is not None and not isinstance(simulatord_daemon, EmbeddedDaemon):
+        from simulatord_client.inprocess import InProcessChannel
+
+        channel = InProcessChannel(simulatord_daemon)
     # None leaves the token to Simulator, which reads SIMULATORD_TOKEN.
-    with Simulator(simulatord_address, token=request.config.getoption("simulatord_token")) as sim:
+    token = request.config.getoption("simulatord_token")
+    with Simulator(simulatord_address, token=token, channel=channel) as sim:
         yield sim
 
 
