@@ -251,6 +251,15 @@ async def _hypercorn(app: Any, sock: socket.socket, settings: Settings, stop: as
     await serve(app, config, shutdown_trigger=stop.wait)
 
 
+def _websockets_sansio(**kwargs: Any) -> Any:
+    """uvicorn's websockets-sansio protocol, imported by the first WebSocket upgrade rather than at start-up
+    (websockets and the protocol take about 40 ms to import here). uvicorn calls the class it is given with
+    keywords only (config, server_state, app_state), so this factory stands in for it."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    return WebSocketsSansIOProtocol(**kwargs)
+
+
 async def _uvicorn(app: Any, sock: socket.socket, settings: Settings, stop: asyncio.Event) -> None:
     """uvicorn with httptools: HTTP/1.1 and WebSockets only, no HTTP/2 (h2c or by ALPN over TLS)."""
     try:
@@ -270,7 +279,7 @@ async def _uvicorn(app: Any, sock: socket.socket, settings: Settings, stop: asyn
         http="httptools",
         # Not wsproto: uvicorn's wsproto protocol drops the handshake headers (Sec-WebSocket-Protocol among
         # them) from the scope, which stubs match and the journal records. websockets comes with the extra.
-        ws="websockets-sansio",
+        ws=_websockets_sansio,  # type: ignore[arg-type]
         lifespan="on",
         interface="asgi3",
         log_config=None,

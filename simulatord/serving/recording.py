@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from simulatord.llm.simulation import LlmRecord
 from simulatord.matching.matchers import Mismatch
 from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
@@ -14,6 +14,9 @@ from simulatord.responding.wire import End
 from simulatord.sessions.journal import Exchange, ExchangeKind, Frame
 from simulatord.sessions.session import Session
 from simulatord.webhooks.spec import WebhookRecord
+
+if TYPE_CHECKING:
+    from simulatord.llm.simulation import LlmRecord
 
 
 def record(

@@ -8,13 +8,16 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from simulatord.errors import SpecErrors
-from simulatord.llm.simulation import LlmRecord
 from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.wire import End
 from simulatord.webhooks.spec import WebhookRecord
+
+if TYPE_CHECKING:
+    from simulatord.llm.simulation import LlmRecord
 
 
 class ExchangeKind(StrEnum):

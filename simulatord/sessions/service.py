@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from simulatord.errors import FailedPrecondition, NotFound, Unavailable, invalid
-from simulatord.llm.simulation import Simulation
 from simulatord.names import WILDCARD, SessionKey
 from simulatord.sessions.connections import Push
 from simulatord.sessions.journal import Closed, Exchange, ExchangeFilter, JournalLimits, JournalPool
@@ -118,6 +117,8 @@ class Simulator:
             redact_headers=settings.redact_headers | self.redact_headers,
         )
         if settings.llm is not None:
+            from simulatord.llm.simulation import Simulation  # loaded by the first session that simulates an LLM
+
             session.llm = Simulation(settings.llm, key.name, self.clock, source=settings.llm_source)
         session.add_stubs(stubs)
         self.store.add(session)

@@ -7,9 +7,9 @@ import heapq
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from simulatord.errors import AlreadyExists, NotFound
-from simulatord.llm.simulation import Simulation
 from simulatord.matching.matchers import Mismatch
 from simulatord.matching.near_misses import NearMiss, nearest
 from simulatord.matching.request import HttpRequest
@@ -19,6 +19,9 @@ from simulatord.responding.reply import ResponseSpec
 from simulatord.sessions.connections import Connections
 from simulatord.sessions.journal import Closed, Journal, JournalLimits, JournalPool
 from simulatord.sessions.stubs import Stub
+
+if TYPE_CHECKING:
+    from simulatord.llm.simulation import Simulation
 
 MAX_NEAR_MISSES = 3
 

@@ -6,11 +6,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from simulatord.errors import SpecErrors
-from simulatord.llm.spec import SimulationSpec
 from simulatord.responding.reply import header_name
 from simulatord.sessions.journal import JournalLimits
+
+if TYPE_CHECKING:
+    from simulatord.llm.spec import SimulationSpec
 
 MAX_TTL_SECONDS = 7 * 24 * 3600
 LABEL_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_./-]{0,62})?")

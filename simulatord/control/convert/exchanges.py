@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from simulatord.control.convert.llm import record_to_proto
+from typing import TYPE_CHECKING
+
 from simulatord.control.convert.scalars import duration, timestamp
 from simulatord.control.convert.webhooks import attempt_to_proto
 from simulatord.errors import SpecErrors
@@ -12,6 +13,10 @@ from simulatord.responding.wire import End
 from simulatord.sessions import journal
 from simulatord.sessions.journal import Direction, Exchange, ExchangeFilter, ExchangeKind, Frame, MatchState
 from simulatord.v1 import exchange_pb2, stub_pb2
+
+if TYPE_CHECKING:
+    from simulatord.llm.simulation import LlmRecord
+    from simulatord.v1 import llm_pb2
 
 _MATCH_STATE = {
     exchange_pb2.MATCH_STATE_UNSPECIFIED: MatchState.ANY,
@@ -81,7 +86,7 @@ def exchange_to_proto(value: Exchange, key: SessionKey) -> exchange_pb2.Exchange
         stub=value.stub_name,
         kind=_KIND[value.kind],
         frame=frame_to_proto(value.frame) if value.frame is not None else None,
-        llm=record_to_proto(value.llm) if value.llm is not None else None,
+        llm=_llm_record(value.llm) if value.llm is not None else None,
         webhook=attempt_to_proto(value.webhook) if value.webhook is not None else None,
         near_misses=[
             exchange_pb2.NearMiss(
@@ -104,3 +109,10 @@ def exchange_to_proto(value: Exchange, key: SessionKey) -> exchange_pb2.Exchange
             error=value.error,
         ),
     )
+
+
+def _llm_record(record: LlmRecord) -> llm_pb2.LlmExchange:
+    # Only exchanges of an LLM simulation carry one, and the LLM layer is loaded by the first of them.
+    from simulatord.control.convert.llm import record_to_proto
+
+    return record_to_proto(record)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 from simulatord.control.convert.exchanges import exchange_to_proto
-from simulatord.control.convert.llm import simulation
 from simulatord.control.convert.scalars import duration, seconds, timestamp
 from simulatord.errors import SpecErrors
 from simulatord.names import SessionKey
@@ -33,6 +32,8 @@ def settings(msg: session_pb2.Session, where: str, errors: SpecErrors) -> Sessio
     )
     if not msg.HasField("llm"):
         return value
+    from simulatord.control.convert.llm import simulation  # the LLM layer loads on first use, not at start-up
+
     source = llm_pb2.LlmSimulation()
     source.CopyFrom(msg.llm)
     return dataclasses.replace(value, llm=simulation(msg.llm, f"{where}.llm", errors), llm_source=source)
