@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from simulatord.control.auth import Credentials
-from simulatord.control.convert import exchanges, sessions, stubs, webhooks, websockets
+from simulatord.control.convert import exchanges, sessions, stubs, websockets
 from simulatord.control.convert.scalars import seconds
 from simulatord.control.errors import internal_status, to_status
 from simulatord.control.templates import merge
@@ -414,6 +414,8 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         request: pb.DeliverWebhooksRequest,
         context: Ctx[pb.DeliverWebhooksRequest, pb.DeliverWebhooksResponse],
     ) -> pb.DeliverWebhooksResponse:
+        from simulatord.control.convert import webhooks  # the webhook code loads with the first delivery
+
         key = parse_session(request.parent, "parent")
         errors = SpecErrors()
         if not 1 <= len(request.webhooks) <= MAX_WEBHOOKS_PER_CALL:

@@ -13,10 +13,10 @@ from simulatord.responding.reply import Reply
 from simulatord.responding.wire import End
 from simulatord.sessions.journal import Exchange, ExchangeKind, Frame
 from simulatord.sessions.session import Session
-from simulatord.webhooks.spec import WebhookRecord
 
 if TYPE_CHECKING:
     from simulatord.llm.simulation import LlmRecord
+    from simulatord.webhooks.spec import WebhookRecord
 
 
 def record(

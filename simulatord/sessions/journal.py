@@ -14,10 +14,10 @@ from simulatord.errors import SpecErrors
 from simulatord.matching.near_misses import NearMiss
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.wire import End
-from simulatord.webhooks.spec import WebhookRecord
 
 if TYPE_CHECKING:
     from simulatord.llm.simulation import LlmRecord
+    from simulatord.webhooks.spec import WebhookRecord
 
 
 class ExchangeKind(StrEnum):

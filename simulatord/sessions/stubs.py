@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from simulatord.errors import SpecErrors
 from simulatord.matching.matchers import RequestMatcher
@@ -14,7 +15,9 @@ from simulatord.responding.behaviour import with_behaviours
 from simulatord.responding.ratelimit import RATE_LIMIT_HEADERS, RateLimitRule
 from simulatord.responding.reply import ResponseSpec
 from simulatord.responding.websocket import ACCEPT_UPGRADE, Conversation, check_upgrade_response
-from simulatord.webhooks.spec import CallbackSpec
+
+if TYPE_CHECKING:
+    from simulatord.webhooks.spec import CallbackSpec
 
 MAX_SCENARIO_NAME = 100
 

@@ -23,7 +23,15 @@ with ThreadDaemon.from_args() as daemon:
                               or name.startswith(tuple(sys.argv[1:])))))
 """
 
-LAZY = ["simulatord.llm", "websockets", "quart", "jinja2", "httpx"]
+LAZY = [
+    "simulatord.llm",
+    "simulatord.webhooks.spec",
+    "simulatord.serving.deliveries",
+    "websockets",
+    "quart",
+    "jinja2",
+    "httpx",
+]
 
 
 def loaded_after_a_plain_session(*watched: str, server: str) -> set[str]:
@@ -38,7 +46,7 @@ def loaded_after_a_plain_session(*watched: str, server: str) -> set[str]:
     return set(out.stdout.split())
 
 
-def test_a_plain_session_loads_no_llm_websocket_quart_template_or_http_client_code() -> None:
+def test_a_plain_session_loads_no_llm_webhook_websocket_quart_template_or_http_client_code() -> None:
     for server in ("uvicorn", "hypercorn"):
         loaded = loaded_after_a_plain_session(*LAZY, server=server)
         assert loaded == set(), f"{server}: {sorted(loaded)}"

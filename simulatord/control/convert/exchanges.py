@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simulatord.control.convert.scalars import duration, timestamp
-from simulatord.control.convert.webhooks import attempt_to_proto
 from simulatord.errors import SpecErrors
 from simulatord.matching.request import Routing
 from simulatord.names import SessionKey
@@ -16,7 +15,8 @@ from simulatord.v1 import exchange_pb2, stub_pb2
 
 if TYPE_CHECKING:
     from simulatord.llm.simulation import LlmRecord
-    from simulatord.v1 import llm_pb2
+    from simulatord.v1 import llm_pb2, webhook_pb2
+    from simulatord.webhooks.spec import WebhookRecord
 
 _MATCH_STATE = {
     exchange_pb2.MATCH_STATE_UNSPECIFIED: MatchState.ANY,
@@ -87,7 +87,7 @@ def exchange_to_proto(value: Exchange, key: SessionKey) -> exchange_pb2.Exchange
         kind=_KIND[value.kind],
         frame=frame_to_proto(value.frame) if value.frame is not None else None,
         llm=_llm_record(value.llm) if value.llm is not None else None,
-        webhook=attempt_to_proto(value.webhook) if value.webhook is not None else None,
+        webhook=_webhook_attempt(value.webhook) if value.webhook is not None else None,
         near_misses=[
             exchange_pb2.NearMiss(
                 stub=miss.stub_name,
@@ -116,3 +116,10 @@ def _llm_record(record: LlmRecord) -> llm_pb2.LlmExchange:
     from simulatord.control.convert.llm import record_to_proto
 
     return record_to_proto(record)
+
+
+def _webhook_attempt(record: WebhookRecord) -> webhook_pb2.WebhookAttempt:
+    # Only webhook exchanges carry one, and the webhook code is loaded by the first delivery.
+    from simulatord.control.convert.webhooks import attempt_to_proto
+
+    return attempt_to_proto(record)

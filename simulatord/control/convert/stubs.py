@@ -5,7 +5,6 @@ from __future__ import annotations
 from simulatord.control.convert.matchers import request_matcher
 from simulatord.control.convert.responses import response
 from simulatord.control.convert.scalars import seconds, timestamp
-from simulatord.control.convert.webhooks import callbacks
 from simulatord.control.convert.websockets import conversation
 from simulatord.errors import SpecErrors
 from simulatord.responding import ratelimit
@@ -66,7 +65,10 @@ def stub(
         errors=errors,
     )
     source.name = built.name
-    built.callbacks = callbacks(msg.callbacks, f"{where}.callbacks", errors)
+    if msg.callbacks:  # the webhook code loads with the first stub or delivery that needs it
+        from simulatord.control.convert.webhooks import callbacks
+
+        built.callbacks = callbacks(msg.callbacks, f"{where}.callbacks", errors)
     return built
 
 
