@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report
 from loadgen import run_wrk, wrk_version
-from tools import ALL, REPO, WORK, Tool, WireMock
+from tools import ALL, REPO, WORK, LoopbackReceiver, Simulatord, Tool, WireMock
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,12 +45,19 @@ DEFAULTS = {
     "wiremock_scale_budget": (60.0, 10.0),  # seconds allowed for importing WireMock's mappings
     "watch_requests": (300, 50),
     "control_rounds": (300, 30),  # rounds of the control-plane lifecycle, every RPC once per round
+    "llm_reps": (3, 1),  # interleaved repetitions of the LLM comparison (every profile, both daemons)
+    "llm_duration": (4.0, 2.0),  # seconds per wrk run of the LLM comparison
+    "llm_streams": (30, 10),  # 500-token streams read per stream profile and repetition
+    "webhook_rounds": (500, 60),  # single-webhook deliveries per daemon, each beside a Health.Check and a GET
+    "webhook_batches": (10, 3),  # DeliverWebhooks calls of --webhook-batch webhooks per daemon
+    "webhook_batch": (100, 100),  # webhooks per batch call: 100 is the most one DeliverWebhooks call takes
 }
 # Phases that share one warm, long-lived server per tool; the others start fresh processes.
 LONG_LIVED = ("throughput", "cycle", "control")
 # The daemon on its default server (hypercorn) and on its optional fast one; both get the scale phase.
-SIMULATORDS = ("simulatord", "simulatord-uvicorn")
-PHASES = ["startup", "throughput", "cycle", "control", "rss", "scale", "watch"]
+SIMULATORDS = ("simulatord", "simulatord-hypercorn")
+PHASES = ["startup", "throughput", "cycle", "control", "rss", "scale", "watch", "llm_webhooks"]
+WEBHOOK_BLOCKS = 5  # the webhook rounds and batches run in this many interleaved blocks
 
 
 def log(msg: str) -> None:
@@ -113,6 +120,7 @@ class Run:
     def startup(self) -> None:
         """Spawn to first 200 on the stub, each tool started with its stub in the fastest way it offers."""
         samples: dict[str, list[float]] = {n: [] for n in self.a.tools}
+        embedded: dict[str, list[float]] = {n: [] for n in self.a.tools}
         idle: dict[str, list[int]] = {n: [] for n in self.a.tools}
         for rep in range(self.a.startup_reps):
             for name in rotate(self.a.tools, rep):
@@ -127,10 +135,17 @@ class Run:
                     self.fail(name, "startup", e)
                 finally:
                     tool.close()
+                if getattr(tool, "EMBEDDED", False):  # and the pytest plugin's default: the daemon on a thread
+                    try:
+                        embedded[name].append(tool.start_embedded())
+                    except Exception as e:
+                        self.fail(name, "startup-embedded", e)
         for name in self.a.tools:
             if samples[name]:
                 self.t(name)["startup_ms"] = stats(samples[name]) | {"samples": samples[name]}
                 self.t(name)["rss_after_start_mb"] = statistics.median(idle[name]) / 1024
+            if embedded[name]:
+                self.t(name)["startup_embedded_ms"] = stats(embedded[name]) | {"samples": embedded[name]}
 
     def start_long_lived(self) -> None:
         for name in self.a.tools:
@@ -205,12 +220,15 @@ class Run:
             self.t(name)["throughput"] = out
 
     def cycle(self) -> None:
-        # (result key, tool, function); simulatord runs twice: raw generated stubs and simulatord_client.
+        # (result key, tool, function); simulatord runs on its shared daemon through raw generated stubs and
+        # through simulatord_client, and (default row) against the pytest plugin's embedded daemon.
         entries = []
         for name, tool in self.tools.items():
             entries.append((name, "cycle_ms", tool, tool.cycles))
             if hasattr(tool, "cycles_client"):
                 entries.append((name, "cycle_client_ms", tool, tool.cycles_client))
+            if getattr(tool, "EMBEDDED", False):
+                entries.append((name, "cycle_embedded_ms", tool, tool.cycles_embedded))
         per_block = max(1, self.a.cycles // self.a.cycle_blocks)
         samples: dict[tuple[str, str], list[float]] = {(n, k): [] for n, k, _, _ in entries}
         broken: set[tuple[str, str]] = set()
@@ -471,6 +489,126 @@ class Run:
                 call.cancel()
             sys.setswitchinterval(old_switch)
             sim.close()
+
+    def llm_webhooks(self) -> None:
+        """Both simulatord rows, fresh daemons: the LLM simulation against a plain stub serving the same bytes
+        (bench/llm.py), and webhook deliveries to a loopback receiver against the daemon's plain round trips."""
+        a = self.a
+        names = [n for n in SIMULATORDS if n in a.tools]
+        if not names:
+            return
+        import llm  # imported here, like the daemon's modules: the peers can be measured without them
+
+        out: dict = {
+            "params": {
+                "llm_reps": a.llm_reps,
+                "llm_duration": a.llm_duration,
+                "llm_streams": a.llm_streams,
+                "stream_tokens": llm.TOKENS,
+                "webhook_rounds": a.webhook_rounds,
+                "webhook_batches": a.webhook_batches,
+                "webhook_batch": a.webhook_batch,
+            }
+        }
+        self.res["llm_webhooks"] = out
+        receiver = LoopbackReceiver()
+        sims: dict[str, Simulatord] = {}
+        targets: dict = {}
+        try:
+            for name in names:
+                if not (sim := self.make(name)):
+                    continue
+                try:
+                    sim.start()
+                    sims[name] = sim
+                    targets[name] = llm.prepare(sim.api, "bench")
+                    llm.warm_up(targets[name], 1.0 if a.quick else 2.0)
+                    sim.webhook_setup(receiver)
+                    sim.webhook_latencies(20, {})  # untimed warm-up: the daemon's HTTP client, the receiver
+                    sim.deliver(a.webhook_batch)
+                except Exception as e:
+                    self.fail(name, "llm_webhooks-start", e)
+                    sims.pop(name, None)
+            rows: dict[str, dict[str, list[float]]] = {n: {} for n in sims}
+            broken: set[str] = set()
+            for rep in range(a.llm_reps):
+                for name in rotate(list(sims), rep):
+                    if name in broken:
+                        continue
+                    try:
+                        llm.measure(targets[name], rows[name], rep, a.llm_duration, a.llm_streams)
+                        log(
+                            f"  {name:18s} llm rep {rep + 1}: "
+                            + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows[name].items())
+                        )
+                    except Exception as e:
+                        self.fail(name, "llm", e)
+                        broken.add(name)
+            for name in sims:
+                if name not in broken and rows[name]:
+                    out.setdefault(name, {})["llm"] = {"profiles": llm.summary(rows[name]), "runs": rows[name]}
+            lat: dict[str, dict[str, list[float]]] = {n: {} for n in sims}
+            batch_s: dict[str, list[float]] = {n: [] for n in sims}
+            received0 = {n: 0 for n in sims}
+            bad0 = {n: 0 for n in sims}
+            broken = set()
+            for block in range(WEBHOOK_BLOCKS):
+                n_rounds = a.webhook_rounds // WEBHOOK_BLOCKS + (block < a.webhook_rounds % WEBHOOK_BLOCKS)
+                n_batches = a.webhook_batches // WEBHOOK_BLOCKS + (block < a.webhook_batches % WEBHOOK_BLOCKS)
+                for name in rotate(list(sims), block):
+                    if name in broken:
+                        continue
+                    sim = sims[name]
+                    r0, b0 = receiver.received, receiver.bad_signatures
+                    try:
+                        sim.webhook_latencies(n_rounds, lat[name])
+                        for _ in range(n_batches):
+                            t0 = time.perf_counter()
+                            sim.deliver(a.webhook_batch)
+                            batch_s[name].append(time.perf_counter() - t0)
+                    except Exception as e:
+                        self.fail(name, "webhooks", e)
+                        broken.add(name)
+                    received0[name] += receiver.received - r0
+                    bad0[name] += receiver.bad_signatures - b0
+            for name in sims:
+                if name in broken or not lat[name]:
+                    continue
+                st = {k: stats(v) for k, v in lat[name].items()}
+                floor = st["health"]["median"] + st["plain_get"]["median"]
+                wh: dict = {
+                    "deliver_one_ms": st["deliver_one"],
+                    "health_ms": st["health"],
+                    "plain_get_ms": st["plain_get"],
+                    # One delivery is one gRPC round trip in and one HTTP exchange out: its floor is the sum.
+                    "deliver_one_p50_over_floor": st["deliver_one"]["median"] / floor,
+                    "received": received0[name],
+                    "bad_signatures": bad0[name],
+                }
+                if batch_s[name]:
+                    per_s = [a.webhook_batch / s for s in batch_s[name]]
+                    wh["batch"] = {
+                        "size": a.webhook_batch,
+                        "calls": len(per_s),
+                        "seconds": batch_s[name],
+                        "deliveries_per_s": statistics.median(per_s),
+                        # Deliveries of a call go one after another; the plain equivalent is sequential GETs.
+                        "plain_gets_per_s": 1000 / st["plain_get"]["median"],
+                    }
+                    wh["batch"]["ratio_to_plain_gets"] = (
+                        wh["batch"]["deliveries_per_s"] / wh["batch"]["plain_gets_per_s"]
+                    )
+                out.setdefault(name, {})["webhooks"] = wh
+                log(
+                    f"  {name:18s} webhooks: deliver one p50 {st['deliver_one']['median']:.2f} ms "
+                    f"(Health {st['health']['median']:.2f} + GET {st['plain_get']['median']:.2f} ms), "
+                    + (f"batch {wh['batch']['deliveries_per_s']:.0f}/s, " if "batch" in wh else "")
+                    + f"bad signatures {bad0[name]}"
+                )
+        finally:
+            for sim in sims.values():
+                sim.close()
+            receiver.close()
 
     # -- driver --------------------------------------------------------------------------------------
     def run(self) -> dict:

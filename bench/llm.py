@@ -13,6 +13,9 @@ the simulation (parsing the conversation, selecting a rule, counting tokens, wri
    near 1 means the simulation streams at the wire's pace.
 
 Load goes to 127.0.0.1 only (wrk is refused anything else) and every loop is bounded by a count or a duration.
+
+`prepare`, `warm_up`, `measure` and `summary` work on any running daemon's control channel: bench/bench.py's
+`llm_webhooks` phase runs them on both simulatord rows of the benchmark.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -41,7 +45,8 @@ from simulatord_client import llm  # noqa: E402
 from simulatord_client.embedded import EmbeddedDaemon  # noqa: E402
 
 TEXT = "The simulated model answers this benchmark with a short sentence of ordinary prose."
-LONG = " ".join(["token"] * 500)  # exactly 500 tokens by the token rule: `token`, then ` token` 499 times
+TOKENS = 500
+LONG = " ".join(["token"] * TOKENS)  # exactly 500 tokens by the token rule: `token`, then ` token` 499 times
 REQUESTS = {
     "openai": ("/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there"}]}),
     "anthropic": (
@@ -49,6 +54,8 @@ REQUESTS = {
         {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "Hello there"}]},
     ),
 }
+STREAM_SIMULATED = f"openai {TOKENS}-token stream simulated"
+STREAM_PLAIN = f"openai {TOKENS}-token stream plain stub"
 
 
 def session(
@@ -99,6 +106,96 @@ def read_stream(url: str, body: dict[str, object]) -> tuple[float, list[str]]:
     return elapsed, [b for b in raw.decode().split("\n\n") if b.strip()]
 
 
+@dataclass
+class Targets:
+    """What one daemon serves for the comparison: wrk targets (url, POST body) and the two streams' URLs."""
+
+    wrk: dict[str, tuple[str, bytes]]
+    streams: dict[str, str]
+    stream_body: dict[str, object]
+
+
+def prepare(control: pb_grpc.SimulatorServiceStub, tenant_prefix: str = "bench") -> Targets:
+    """Creates the sessions on a running daemon: per provider a simulation and a plain stub serving a sample of
+    its reply, and the 500-token stream with a stub replaying the very events the simulation sent."""
+    wrk: dict[str, tuple[str, bytes]] = {}
+    for provider, (path, body) in REQUESTS.items():
+        sim = (llm.openai if provider == "openai" else llm.anthropic)(default=TEXT)
+        llm_url = session(control, f"{tenant_prefix}-llm-{provider}", sim) + path
+        sample = httpx.post(llm_url, json=body, timeout=10)
+        assert sample.status_code == 200, sample.text
+        stub_url = (
+            session(
+                control,
+                f"{tenant_prefix}-stub-{provider}",
+                stubs=(plain_stub(path, sample.content, "application/json"),),
+            )
+            + path
+        )
+        wrk[f"{provider} simulated"] = (llm_url, json.dumps(body).encode())
+        wrk[f"{provider} plain stub"] = (stub_url, json.dumps(body).encode())
+    # Streams: the simulation's 500-token reply, and a stub replaying the same events.
+    stream_sim = llm.openai(default=LONG)
+    stream_path, stream_body = REQUESTS["openai"]
+    stream_body = {**stream_body, "stream": True}
+    stream_llm = session(control, f"{tenant_prefix}-stream-llm", stream_sim) + stream_path
+    _, events = read_stream(stream_llm, stream_body)
+    stream_stub = session(control, f"{tenant_prefix}-stream-stub", stubs=(sse_stub(stream_path, events),)) + stream_path
+    streams = {STREAM_SIMULATED: stream_llm, STREAM_PLAIN: stream_stub}
+    return Targets(wrk, streams, stream_body)
+
+
+def warm_up(targets: Targets, seconds: float = 1.0, streams: int = 3) -> None:
+    """Untimed: a short wrk run per target and a few streams, so the first timed run is not the first served."""
+    for url, body in targets.wrk.values():
+        run_wrk(url, 16, seconds, post=body)
+    for url in targets.streams.values():
+        for _ in range(streams):
+            read_stream(url, targets.stream_body)
+
+
+def measure(targets: Targets, rows: dict[str, list[float]], rep: int, duration: float, streams: int) -> None:
+    """One repetition: req/s of every wrk target (c16) and tokens/s of both streams (median of `streams` reads),
+    appended to `rows` by name; `rep` rotates the order so that drift hits every target alike."""
+    order = list(targets.wrk.items())
+    order = order[rep % len(order) :] + order[: rep % len(order)]
+    for name, (url, body) in order:
+        result = run_wrk(url, 16, duration, post=body)
+        assert result["non_2xx"] == 0, result
+        rows.setdefault(name, []).append(result["rps"])
+    for name, url in sorted(targets.streams.items(), key=lambda item: (rep % 2 == 0) ^ ("plain" in item[0])):
+        times = [read_stream(url, targets.stream_body)[0] for _ in range(streams)]
+        rows.setdefault(name, []).append(TOKENS / statistics.median(times))
+
+
+def summary(rows: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Medians and ratios per profile: {profile: {simulated, plain, ratio, unit}}, ratio = simulated / plain."""
+    out: dict[str, dict[str, float]] = {}
+    for provider in REQUESTS:
+        sim_rps = statistics.median(rows[f"{provider} simulated"])
+        stub_rps = statistics.median(rows[f"{provider} plain stub"])
+        out[f"{provider} non-streaming req/s, c16"] = {
+            "simulated": sim_rps,
+            "plain": stub_rps,
+            "ratio": sim_rps / stub_rps,
+        }
+    sim_tps = statistics.median(rows[STREAM_SIMULATED])
+    stub_tps = statistics.median(rows[STREAM_PLAIN])
+    out[f"openai {TOKENS}-token stream, tokens/s"] = {
+        "simulated": sim_tps,
+        "plain": stub_tps,
+        "ratio": sim_tps / stub_tps,
+    }
+    return out
+
+
+def table(result: dict[str, dict[str, float]]) -> str:
+    lines = ["| profile | simulated | plain stub | simulated / plain |", "|---|---|---|---|"]
+    for profile, r in result.items():
+        lines.append(f"| {profile} | {r['simulated']:,.0f} | {r['plain']:,.0f} | {r['ratio']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions")
@@ -110,58 +207,14 @@ def main() -> None:
     rows: dict[str, list[float]] = {}
     try:
         with grpc.insecure_channel(daemon.grpc_address) as channel:
-            control = pb_grpc.SimulatorServiceStub(channel)
-            targets: dict[str, tuple[str, bytes]] = {}
-            for provider, (path, body) in REQUESTS.items():
-                sim = (llm.openai if provider == "openai" else llm.anthropic)(default=TEXT)
-                llm_url = session(control, f"bench-llm-{provider}", sim) + path
-                sample = httpx.post(llm_url, json=body, timeout=10)
-                assert sample.status_code == 200, sample.text
-                stub_url = (
-                    session(
-                        control,
-                        f"bench-stub-{provider}",
-                        stubs=(plain_stub(path, sample.content, "application/json"),),
-                    )
-                    + path
-                )
-                targets[f"{provider} simulated"] = (llm_url, json.dumps(body).encode())
-                targets[f"{provider} plain stub"] = (stub_url, json.dumps(body).encode())
-            # Streams: the simulation's 500-token reply, and a stub replaying the same events.
-            stream_sim = llm.openai(default=LONG)
-            stream_path, stream_body = REQUESTS["openai"]
-            stream_body = {**stream_body, "stream": True}
-            stream_llm = session(control, "bench-stream-llm", stream_sim) + stream_path
-            _, events = read_stream(stream_llm, stream_body)
-            stream_stub = session(control, "bench-stream-stub", stubs=(sse_stub(stream_path, events),)) + stream_path
-            streams = {
-                "openai 500-token stream simulated": stream_llm,
-                "openai 500-token stream plain stub": stream_stub,
-            }
-
+            targets = prepare(pb_grpc.SimulatorServiceStub(channel))
+            warm_up(targets)
             for rep in range(args.reps):
-                order = list(targets.items())
-                order = order[rep % len(order) :] + order[: rep % len(order)]
-                for name, (url, body) in order:
-                    result = run_wrk(url, 16, args.duration, post=body)
-                    assert result["non_2xx"] == 0, result
-                    rows.setdefault(name, []).append(result["rps"])
-                for name, url in sorted(streams.items(), key=lambda item: (rep % 2 == 0) ^ ("plain" in item[0])):
-                    times = [read_stream(url, stream_body)[0] for _ in range(args.streams)]
-                    rows.setdefault(name, []).append(500 / statistics.median(times))
+                measure(targets, rows, rep, args.duration, args.streams)
                 print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
     finally:
         daemon.stop()
-
-    print("| profile | simulated | plain stub | simulated / plain |")
-    print("|---|---|---|---|")
-    for provider in REQUESTS:
-        sim_rps = statistics.median(rows[f"{provider} simulated"])
-        stub_rps = statistics.median(rows[f"{provider} plain stub"])
-        print(f"| {provider} non-streaming req/s, c16 | {sim_rps:,.0f} | {stub_rps:,.0f} | {sim_rps / stub_rps:.2f} |")
-    sim_tps = statistics.median(rows["openai 500-token stream simulated"])
-    stub_tps = statistics.median(rows["openai 500-token stream plain stub"])
-    print(f"| openai 500-token stream, tokens/s | {sim_tps:,.0f} | {stub_tps:,.0f} | {sim_tps / stub_tps:.2f} |")
+    print(table(summary(rows)))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,19 @@
 """One adapter per benchmarked server (simulatord, WireMock, mountebank, pytest-httpserver): start,
-stop, journal clearing and the per-test cycle through each tool's best API."""
+stop, journal clearing and the per-test cycle through each tool's best API; and the loopback receiver the
+webhook measurement delivers to."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import hmac
 import json
 import os
 import shutil
+import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -292,6 +299,7 @@ class PytestHttpserver(Tool):
 
 class Simulatord(Tool):
     name = "simulatord"
+    EMBEDDED = True  # this row also measures the pytest plugin's embedded daemon (its server: auto, as here)
 
     def __init__(self, logdir: Path) -> None:
         super().__init__(logdir)
@@ -309,6 +317,7 @@ class Simulatord(Tool):
         self.hello_body = body
         self.hello_stub = self.make_stub("/hello", body)
         self.channel = None
+        self.embedded: Proc | None = None
 
     def make_stub(self, path: str, body):
         s = self.stub_pb2
@@ -329,7 +338,9 @@ class Simulatord(Tool):
         return str(cand) if cand.exists() else "simulatord"
 
     def start(self, preload: bool = False, extra_args: list[str] | None = None) -> float:
-        argv = [self.exe(), "serve", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", *(extra_args or [])]
+        argv = [self.exe(), "serve", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0"]
+        # Webhooks go to the bench's own receiver on 127.0.0.1 and nowhere else.
+        argv += ["--webhook-targets", "loopback", *(extra_args or [])]
         t0 = time.perf_counter()
         self.proc = Proc(self.name, argv, self.logdir)
         line = self.proc.wait_line(lambda s: s.startswith("simulatord ready "), 120)
@@ -373,6 +384,37 @@ class Simulatord(Tool):
             assert len(ex.exchanges) == 1, ex
         return out
 
+    def cycle_setup(self) -> None:
+        # The plugin's default: the daemon on a thread of the test process, reached in process. Like
+        # pytest-httpserver, it runs in a worker process of its own that times its own loop.
+        if self.embedded is None and self.EMBEDDED:
+            script = str(BENCH_DIR / "peers" / "embedded_peer.py")
+            self.embedded = Proc(
+                self.name + "-embedded", [sys.executable, script, "cycle-worker"], self.logdir, stdin=True
+            )
+            self.embedded.wait_line(lambda s: s == "ready", 60)
+
+    def cycles_embedded(self, n: int) -> list[float]:
+        """The cycle through simulatord_client against the pytest plugin's embedded daemon (thread, in process)."""
+        assert self.embedded is not None and self.embedded.popen.stdin is not None
+        self.embedded.popen.stdin.write(f"{n}\n".encode())
+        self.embedded.popen.stdin.flush()
+        return json.loads(self.embedded.wait_line(lambda s: s.startswith("["), 600))
+
+    def start_embedded(self) -> float:
+        """Start-up of the plugin's embedded daemon in a fresh test process, to the first answered request."""
+        script = str(BENCH_DIR / "peers" / "embedded_peer.py")
+        out = subprocess.run([sys.executable, script, "startup"], capture_output=True, text=True, timeout=120)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-2000:])
+        return float(out.stdout.strip().splitlines()[-1])
+
+    def close(self) -> None:
+        if self.embedded:
+            self.embedded.stop()
+            self.embedded = None
+        super().close()
+
     def control_latencies(self, rounds: int) -> dict[str, list[float]]:
         """Milliseconds per RPC name, one sample per round."""
         out: dict[str, list[float]] = {}
@@ -398,6 +440,129 @@ class Simulatord(Tool):
             _check_hello(r)
             assert len(reqs) == 1, reqs
         return out
+
+    # -- webhooks (the llm_webhooks phase) -----------------------------------------------------------------
+    def webhook_setup(self, receiver: LoopbackReceiver) -> None:
+        """A session to deliver from, and the webhook: a GitHub `push`, signed, to the loopback receiver."""
+        from google.protobuf import struct_pb2
+
+        from simulatord.v1 import webhook_pb2
+
+        svc = self.svc
+        self.webhook_session = self.api.CreateSession(
+            svc.CreateSessionRequest(parent="tenants/bench-webhooks"), timeout=30
+        ).session
+        body = struct_pb2.Value()
+        body.struct_value.update(GITHUB_PUSH)
+        self.webhook = webhook_pb2.Webhook(
+            url=receiver.url + "/hooks/github",
+            event="push",
+            body_json=body,
+            signing=webhook_pb2.WebhookSigning(
+                profile=webhook_pb2.SIGNING_PROFILE_GITHUB, secrets=[receiver.secret.decode()]
+            ),
+        )
+
+    def deliver(self, count: int) -> None:
+        """One DeliverWebhooks call of `count` webhooks with wait=true; fails unless every one was delivered."""
+        from google.protobuf import duration_pb2
+
+        from simulatord.v1 import webhook_pb2
+
+        reply = self.api.DeliverWebhooks(
+            self.svc.DeliverWebhooksRequest(
+                parent=self.webhook_session.name,
+                webhooks=[self.webhook] * count,
+                wait=True,
+                timeout=duration_pb2.Duration(seconds=120),
+            ),
+            timeout=150,
+        )
+        bad = [d for d in reply.deliveries if d.state != webhook_pb2.DELIVERY_STATE_DELIVERED]
+        if len(reply.deliveries) != count or bad:
+            raise AssertionError(f"{len(bad)} of {count} webhooks not delivered: {bad[:1]}")
+
+    def webhook_latencies(self, rounds: int, out: dict[str, list[float]]) -> None:
+        """Milliseconds per round, each step timed on its own: the gRPC floor (Health.Check), one GET of the
+        plain stub, and one DeliverWebhooks of one webhook with wait=true (one gRPC round trip in, one HTTP
+        request out from the daemon, the receiver's answer, the reply)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        check = health_pb2_grpc.HealthStub(self.channel).Check
+        for _ in range(rounds):
+            _timed(out, "health", check, health_pb2.HealthCheckRequest(), timeout=30)
+            r = _timed(out, "plain_get", self.http.get, self.hello_url)
+            _check_hello(r)
+            _timed(out, "deliver_one", self.deliver, 1)
+
+
+# A GitHub `push` event's outline (about 400 bytes): what the receiver verifies and the daemon signs.
+GITHUB_PUSH = {
+    "ref": "refs/heads/main",
+    "before": "0" * 40,
+    "after": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+    "repository": {"id": 1296269, "full_name": "octocat/Hello-World", "private": False},
+    "pusher": {"name": "octocat", "email": "octocat@github.com"},
+    "head_commit": {
+        "id": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "message": "Update README",
+        "timestamp": "2026-01-01T00:00:00Z",
+    },
+}
+
+
+class LoopbackReceiver:
+    """The code under test's webhook endpoint, as fast as a Python receiver gets: an asyncio server on
+    127.0.0.1 in its own thread, HTTP/1.1 with keep-alive, 200 with an empty body. It checks every request's
+    GitHub signature (`X-Hub-Signature-256`) and counts the requests and the bad signatures."""
+
+    def __init__(self, secret: bytes = b"bench-webhook-secret") -> None:
+        self.secret = secret
+        self.received = 0
+        self.bad_signatures = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhook-receiver", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise TimeoutError("the webhook receiver did not start")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:  # one request after another on a kept-alive connection
+                head = await reader.readuntil(b"\r\n\r\n")
+                headers = {}
+                for line in head.split(b"\r\n")[1:]:
+                    name, sep, value = line.partition(b":")
+                    if sep:
+                        headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+                expected = b"sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest().encode()
+                self.received += 1
+                if not hmac.compare_digest(headers.get(b"x-hub-signature-256", b""), expected):
+                    self.bad_signatures += 1
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+            pass  # the daemon closed the connection (or sent something this receiver does not parse)
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        def stop() -> None:
+            self._server.close()
+            self._loop.stop()
+
+        with contextlib.suppress(RuntimeError):  # already stopped
+            self._loop.call_soon_threadsafe(stop)
+        self._thread.join(5)
 
 
 def _timed(out: dict[str, list[float]], name: str, call, *args, **kwargs):
@@ -461,14 +626,16 @@ def control_round(tool: Simulatord, out: dict[str, list[float]]) -> None:
     _timed(out, "DeleteSession", api.DeleteSession, svc.DeleteSessionRequest(name=name), timeout=t)
 
 
-class SimulatordUvicorn(Simulatord):
-    """The same daemon, app and tests on its optional fast server: uvicorn with httptools, on uvloop."""
+class SimulatordHypercorn(Simulatord):
+    """The same daemon, app and tests on hypercorn and the asyncio loop: the server for HTTP/2, and the default
+    where the fast extra is not installed (the `simulatord` row runs what `--server auto` picks: uvicorn)."""
 
-    name = "simulatord-uvicorn"
-    ARGS = ["--server", "uvicorn", "--loop", "uvloop"]
+    name = "simulatord-hypercorn"
+    ARGS = ["--server", "hypercorn", "--loop", "asyncio"]
+    EMBEDDED = False
 
     def start(self, preload: bool = False, extra_args: list[str] | None = None) -> float:
         return super().start(preload, [*self.ARGS, *(extra_args or [])])
 
 
-ALL = {t.name: t for t in (Simulatord, SimulatordUvicorn, WireMock, Mountebank, PytestHttpserver)}
+ALL = {t.name: t for t in (Simulatord, SimulatordHypercorn, WireMock, Mountebank, PytestHttpserver)}
