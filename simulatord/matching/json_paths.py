@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
+from simulatord.lazy import per_module
 from simulatord.matching.patterns import PatternError, compile_user
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class _Literal:
         return self._compiled.search(text)
 
 
-@functools.cache
+@per_module("jsonpath")
 def json_paths() -> JSONPathEnvironment:
     """The environment every JSONPath matcher is compiled in; built (and python-jsonpath imported) on first use."""
     from jsonpath import JSONPathEnvironment, JSONPathSyntaxError

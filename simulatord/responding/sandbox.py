@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from simulatord.lazy import per_module
+
 if TYPE_CHECKING:
     from jinja2.environment import Template
     from jinja2.runtime import Context
@@ -223,7 +225,7 @@ def _range(*args: int) -> range:
     return numbers
 
 
-@functools.cache
+@per_module("jinja2")
 def environment() -> SandboxedEnvironment:
     """The one environment every template is compiled in; Jinja is imported by the first template programmed."""
     from jinja2 import ChainableUndefined

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import functools
 import json
 import random as random_module
 import re
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from simulatord.errors import SpecErrors
+from simulatord.lazy import per_module
 from simulatord.matching.request import HttpRequest
 from simulatord.responding import sandbox
 from simulatord.responding.reply import Reply, ResponseSpec, error_reply, header_problem
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from simulatord.responding.behaviour import Context, Proceed
 
 
-@functools.cache
+@per_module("jinja2")
 def _undefined() -> type:
     from jinja2 import Undefined
 
