@@ -1,4 +1,4 @@
-"""The `simulatord` command: serve the daemon, check its health, list sessions and tail exchanges."""
+"""The `simulatord` command: serve the daemon, check its health, list sessions, tail exchanges, export and import."""
 
 from __future__ import annotations
 
@@ -115,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--session", type=_session_name, required=True, help="tenants/{tenant}/sessions/{session}")
     watch.add_argument("--from-start", action="store_true", help="replay what the journal keeps first")
     watch.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    export = sub.add_parser("export", help="write a session's settings and stubs as a template file (JSON)")
+    _address(export)
+    export.add_argument("session", type=_session_name, help="tenants/{tenant}/sessions/{session}")
+    export.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    export.add_argument("--journal", default="", help="also write the exchanges the journal keeps to FILE (JSON lines)")
+    imported = sub.add_parser("import", help="create a session from a template file (what export writes)")
+    _address(imported)
+    imported.add_argument("file", help="a JSON or YAML template file")
+    imported.add_argument("--tenant", type=_tenant_id, default="default", help="the tenant to create it in")
+    imported.add_argument("--session-id", default="", help="the new session's id (default: generated)")
+    wiremock = sub.add_parser("import-wiremock", help="convert WireMock mappings into a session's stubs")
+    _address(wiremock)
+    wiremock.add_argument("root", help="WireMock's root dir (mappings/ and __files/), a mappings dir or one file")
+    wiremock.add_argument("--session", type=_session_name, required=True, help="tenants/{tenant}/sessions/{session}")
+    wiremock.add_argument("--strict", action="store_true", help="create nothing when anything is not converted")
+    wiremock.add_argument("--dry-run", action="store_true", help="convert and report only")
     return parser
 
 
@@ -167,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
             return tools.health(args.address, args.timeout, args.token)
         if args.command == "sessions":
             return tools.list_sessions(args.address, args.tenant, args.token)
+        if args.command == "export":
+            return tools.export_session(args.address, args.session, args.output, args.journal, args.token)
+        if args.command == "import":
+            return tools.import_session(args.address, args.file, args.tenant, args.session_id, args.token)
+        if args.command == "import-wiremock":
+            return tools.import_wiremock(args.address, args.root, args.session, args.strict, args.dry_run, args.token)
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
         return tools.watch(args.address, args.session, args.from_start, color, args.token)
     except KeyboardInterrupt:  # Ctrl-C while waiting for the daemon: no traceback

@@ -1,11 +1,14 @@
-"""Human-facing commands that talk to a running daemon over gRPC: health, session list, live exchange tail."""
+"""Human-facing commands that talk to a running daemon over gRPC: health, session list, live exchange tail, and
+sessions as files (export, import, WireMock mappings import)."""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from simulatord.config import Settings
@@ -130,4 +133,100 @@ def watch(address: str, session: str, from_start: bool, color: bool, token: str 
             return 1
         except KeyboardInterrupt:
             return 0
+    return 0
+
+
+def _write(text: str, out: str) -> None:
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+
+
+def template_json(template: pb.CreateSessionRequest) -> str:
+    """A session template file's text: stable (sorted keys), so exporting an imported export gives the same bytes."""
+    return json_format.MessageToJson(template, indent=2, sort_keys=True) + "\n"
+
+
+def export_session(address: str, session: str, out: str, journal: str, token: str = "") -> int:
+    """Writes the session's template (`out`, - for stdout) and, given `journal`, its exchanges as JSON lines."""
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.SimulatorServiceStub(channel)
+        try:
+            reply = stub.ExportSession(
+                pb.ExportSessionRequest(name=session), timeout=CALL_TIMEOUT, metadata=_metadata(token)
+            )
+            lines: list[str] = []
+            page = ""
+            while journal:
+                listed = stub.ListExchanges(
+                    pb.ListExchangesRequest(parent=session, page_token=page),
+                    timeout=CALL_TIMEOUT,
+                    metadata=_metadata(token),
+                )
+                lines += [json_format.MessageToJson(e, indent=None, sort_keys=True) + "\n" for e in listed.exchanges]
+                page = listed.next_page_token
+                if not page:
+                    break
+        except grpc.RpcError as exc:
+            print(failure(address, exc), file=sys.stderr)
+            return 1
+    _write(template_json(reply.session), out)
+    if journal:
+        _write("".join(lines), journal)
+    return 0
+
+
+def import_session(address: str, path: str, tenant: str, session_id: str, token: str = "") -> int:
+    """Creates a session from a template file (JSON or YAML, as `export` writes and `serve --templates` reads)."""
+    from simulatord.control.templates import TemplateError, read_template
+
+    try:
+        request = read_template(Path(path))
+    except TemplateError as exc:
+        print(f"simulatord: {exc}", file=sys.stderr)
+        return 2
+    request.parent, request.session_id = f"tenants/{tenant}", session_id
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = pb_grpc.SimulatorServiceStub(channel).CreateSession(
+                request, timeout=CALL_TIMEOUT, metadata=_metadata(token)
+            )
+        except grpc.RpcError as exc:
+            print(failure(address, exc), file=sys.stderr)
+            return 1
+    print(f"{reply.session.name} {len(reply.stubs)} stubs {reply.session.base_url}")
+    return 0
+
+
+def import_wiremock(address: str, root: str, session: str, strict: bool, dry_run: bool, token: str = "") -> int:
+    """Converts a WireMock root directory (or a mappings directory, or one mapping file) into the session's stubs
+    and prints what was not converted."""
+    base = Path(root)
+    mappings_dir = base / "mappings" if (base / "mappings").is_dir() else base
+    files_dir = base / "__files"
+    mapping_paths = [base] if base.is_file() else sorted(mappings_dir.rglob("*.json"))
+    request = pb.ImportWireMockMappingsRequest(parent=session, strict=strict, validate_only=dry_run)
+    for p in mapping_paths:
+        name = p.name if base.is_file() else str(p.relative_to(mappings_dir))
+        request.mapping_files.add(path=name, content=p.read_bytes())
+    if files_dir.is_dir():
+        for p in sorted(files_dir.rglob("*")):
+            if p.is_file():
+                request.body_files.add(path=str(p.relative_to(files_dir)), content=p.read_bytes())
+    if not request.mapping_files:
+        print(f"simulatord: no mapping files (*.json) under {root}", file=sys.stderr)
+        return 2
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = pb_grpc.SimulatorServiceStub(channel).ImportWireMockMappings(
+                request, timeout=CALL_TIMEOUT, metadata=_metadata(token)
+            )
+        except grpc.RpcError as exc:
+            print(failure(address, exc), file=sys.stderr)
+            return 1
+    done = "would create" if dry_run else "created"
+    print(f"{done} {len(reply.stubs)} stubs from {len(request.mapping_files)} mapping file(s) in {session}")
+    for gap in reply.unconverted:
+        print(f"  not converted: {gap.mapping}: {gap.field}: {gap.reason}")
     return 0

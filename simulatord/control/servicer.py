@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ from simulatord.control.convert import exchanges, sessions, stubs, websockets
 from simulatord.control.convert.scalars import seconds
 from simulatord.control.errors import internal_status, to_status
 from simulatord.control.templates import merge
-from simulatord.errors import SimulatorError, SpecErrors, invalid
+from simulatord.errors import FailedPrecondition, SimulatorError, SpecErrors, invalid
 from simulatord.names import (
     WILDCARD,
     SessionKey,
@@ -193,6 +194,14 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         )
 
     @unary
+    async def ExportSession(
+        self, request: pb.ExportSessionRequest, context: Ctx[pb.ExportSessionRequest, pb.ExportSessionResponse]
+    ) -> pb.ExportSessionResponse:
+        return pb.ExportSessionResponse(
+            session=sessions.session_to_template(self.sim.session(parse_session(request.name)))
+        )
+
+    @unary
     async def GetSession(
         self, request: pb.GetSessionRequest, context: Ctx[pb.GetSessionRequest, pb.GetSessionResponse]
     ) -> pb.GetSessionResponse:
@@ -294,6 +303,41 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         errors.raise_if_any(reason="INVALID_STUB")
         self.sim.create_stubs(key, built)
         return pb.BatchCreateStubsResponse(stubs=[stubs.stub_to_proto(s) for s in built])
+
+    @unary
+    async def ImportWireMockMappings(
+        self,
+        request: pb.ImportWireMockMappingsRequest,
+        context: Ctx[pb.ImportWireMockMappingsRequest, pb.ImportWireMockMappingsResponse],
+    ) -> pb.ImportWireMockMappingsResponse:
+        from simulatord.control.convert import wiremock  # loaded by the first import, not at start-up
+
+        key = parse_session(request.parent, "parent")
+        errors = SpecErrors()
+        mappings: list[tuple[str, Any]] = []
+        for i, file in enumerate(request.mapping_files):
+            try:
+                mappings.append((file.path or f"mapping_files[{i}]", json.loads(file.content)))
+            except ValueError as exc:  # UnicodeDecodeError too
+                errors.add(f"mapping_files[{i}].content", f"is not JSON: {exc}")
+        errors.raise_if_any()
+        conversion = wiremock.convert(mappings, {file.path: file.content for file in request.body_files})
+        gaps = [pb.WireMockGap(mapping=g.mapping, field=g.field, reason=g.reason) for g in conversion.unmapped]
+        if request.strict and gaps:
+            listed = "; ".join(f"{g.mapping}: {g.field}: {g.reason}" for g in gaps[:5])
+            raise FailedPrecondition(
+                f"{len(gaps)} part(s) of the mappings were not converted (strict): {listed}",
+                "WIREMOCK_NOT_CONVERTED",
+                {"session": key.name, "unconverted": str(len(gaps))},
+            )
+        items = [(stub, "", f"converted[{i}] ({stub.description})", "") for i, stub in enumerate(conversion.stubs)]
+        built = self._stubs(key, items, errors)
+        errors.raise_if_any(reason="INVALID_STUB")
+        if request.validate_only:
+            self.sim.session(key)  # the session must exist all the same
+            return pb.ImportWireMockMappingsResponse(stubs=[stubs.stub_to_template(s) for s in built], unconverted=gaps)
+        self.sim.create_stubs(key, built)
+        return pb.ImportWireMockMappingsResponse(stubs=[stubs.stub_to_proto(s) for s in built], unconverted=gaps)
 
     @unary
     async def GetStub(

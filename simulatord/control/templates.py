@@ -65,19 +65,23 @@ def load_templates(directory: Path) -> dict[str, pb.CreateSessionRequest]:
     """Every *.json, *.yaml and *.yml file; the template's name is the file's stem."""
     templates: dict[str, pb.CreateSessionRequest] = {}
     for path in sorted(directory.iterdir()):
-        if path.suffix not in (".json", ".yaml", ".yml"):
-            continue
-        try:
-            data = _read(path)
-            message = pb.CreateSessionRequest()
-            json_format.ParseDict(data, message)
-        except Exception as exc:
-            raise TemplateError(f"{path}: {exc}") from exc
-        if message.parent or message.session_id or message.template:
-            raise TemplateError(f"{path}: a template sets only 'session' and 'stubs'")
-        _check(path, message)
-        templates[path.stem] = message
+        if path.suffix in (".json", ".yaml", ".yml"):
+            templates[path.stem] = read_template(path)
     return templates
+
+
+def read_template(path: Path) -> pb.CreateSessionRequest:
+    """One template file (what `simulatord export` writes), read and checked as CreateSession would check it."""
+    try:
+        data = _read(path)
+        message = pb.CreateSessionRequest()
+        json_format.ParseDict(data, message)
+    except Exception as exc:
+        raise TemplateError(f"{path}: {exc}") from exc
+    if message.parent or message.session_id or message.template:
+        raise TemplateError(f"{path}: a template sets only 'session' and 'stubs'")
+    _check(path, message)
+    return message
 
 
 def _check(path: Path, template: pb.CreateSessionRequest) -> None:

@@ -1299,3 +1299,179 @@ class DeliverWebhooksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeliverWebhooksResponse: _TypeAlias = DeliverWebhooksResponse  # noqa: Y015
+
+@_typing.final
+class ExportSessionRequest(_message.Message):
+    """Request for ExportSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`tenants/{tenant}/sessions/{session}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportSessionRequest: _TypeAlias = ExportSessionRequest  # noqa: Y015
+
+@_typing.final
+class ExportSessionResponse(_message.Message):
+    """Response for ExportSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def session(self) -> Global___CreateSessionRequest:
+        """The session as CreateSession takes it, without parent and session_id: its settings
+        (labels, ttl, journal_limits, unmatched_status, redact_headers, llm) and its stubs.
+        """
+
+    def __init__(
+        self,
+        *,
+        session: Global___CreateSessionRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportSessionResponse: _TypeAlias = ExportSessionResponse  # noqa: Y015
+
+@_typing.final
+class WireMockFile(_message.Message):
+    """One file of a WireMock root directory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """The path relative to the `mappings` (or `__files`) directory, e.g. `orders/create.json`."""
+    content: _builtins.bytes
+    """The file's bytes."""
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WireMockFile: _TypeAlias = WireMockFile  # noqa: Y015
+
+@_typing.final
+class ImportWireMockMappingsRequest(_message.Message):
+    """Request for ImportWireMockMappings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    MAPPING_FILES_FIELD_NUMBER: _builtins.int
+    BODY_FILES_FIELD_NUMBER: _builtins.int
+    STRICT_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """The session the stubs go to: `tenants/{tenant}/sessions/{session}`."""
+    strict: _builtins.bool
+    """Refuse (FAILED_PRECONDITION, nothing created) when anything was not converted."""
+    validate_only: _builtins.bool
+    """Convert and check only: report what would be created, create nothing."""
+    @_builtins.property
+    def mapping_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___WireMockFile]:
+        """Mapping files, each the JSON of one mapping or of `{"mappings": [...]}`, in the order to import them."""
+
+    @_builtins.property
+    def body_files(self) -> _containers.RepeatedCompositeFieldContainer[Global___WireMockFile]:
+        """The `__files` directory: the bodies `bodyFileName` refers to."""
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        mapping_files: _abc.Iterable[Global___WireMockFile] | None = ...,
+        body_files: _abc.Iterable[Global___WireMockFile] | None = ...,
+        strict: _builtins.bool = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_files", b"body_files", "mapping_files", b"mapping_files", "parent", b"parent", "strict", b"strict", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportWireMockMappingsRequest: _TypeAlias = ImportWireMockMappingsRequest  # noqa: Y015
+
+@_typing.final
+class ImportWireMockMappingsResponse(_message.Message):
+    """Response for ImportWireMockMappings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUBS_FIELD_NUMBER: _builtins.int
+    UNCONVERTED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def stubs(self) -> _containers.RepeatedCompositeFieldContainer[_stub_pb2.Stub]:
+        """The stubs created (with validate_only: the stubs that would be, without names)."""
+
+    @_builtins.property
+    def unconverted(self) -> _containers.RepeatedCompositeFieldContainer[Global___WireMockGap]:
+        """Everything in the mappings that has no stub equivalent, or was approximated."""
+
+    def __init__(
+        self,
+        *,
+        stubs: _abc.Iterable[_stub_pb2.Stub] | None = ...,
+        unconverted: _abc.Iterable[Global___WireMockGap] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stubs", b"stubs", "unconverted", b"unconverted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportWireMockMappingsResponse: _TypeAlias = ImportWireMockMappingsResponse  # noqa: Y015
+
+@_typing.final
+class WireMockGap(_message.Message):
+    """A part of a WireMock mapping that was not converted, or converted approximately."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAPPING_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    mapping: _builtins.str
+    """Which mapping: its name, else its id, else its file and index."""
+    field: _builtins.str
+    """Where in the mapping, e.g. `response.transformers` or `request.cookies`."""
+    reason: _builtins.str
+    """What WireMock does there and what became of it."""
+    def __init__(
+        self,
+        *,
+        mapping: _builtins.str = ...,
+        field: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "mapping", b"mapping", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WireMockGap: _TypeAlias = WireMockGap  # noqa: Y015

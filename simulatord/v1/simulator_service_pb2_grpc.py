@@ -141,6 +141,16 @@ class SimulatorServiceStub:
                 request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksRequest.SerializeToString,
                 response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksResponse.FromString,
                 _registered_method=True)
+        self.ExportSession = channel.unary_unary(
+                '/simulatord.v1.SimulatorService/ExportSession',
+                request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.ExportSessionRequest.SerializeToString,
+                response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.ExportSessionResponse.FromString,
+                _registered_method=True)
+        self.ImportWireMockMappings = channel.unary_unary(
+                '/simulatord.v1.SimulatorService/ImportWireMockMappings',
+                request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsRequest.SerializeToString,
+                response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsResponse.FromString,
+                _registered_method=True)
 
 
 class SimulatorServiceServicer:
@@ -358,6 +368,33 @@ class SimulatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportSession(self, request, context):
+        """Exports a session as a session template file holds it: its settings and its stubs as they were
+        programmed, in the order they were created, without output-only fields. Sent back as a
+        CreateSessionRequest (with a parent) it makes an equivalent session, and exporting that gives the
+        same bytes; written as JSON it is a template for `simulatord serve --templates`. The journal is
+        not part of it: ListExchanges pages through that.
+        Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportWireMockMappings(self, request, context):
+        """Converts WireMock stub mappings (the JSON files of WireMock's `mappings` directory, with the
+        `__files` their `bodyFileName`s name) into stubs of a session. Whatever a mapping holds that has no
+        stub equivalent is listed in `unconverted` with the reason, never dropped silently. The stubs that
+        convert are created as BatchCreateStubs creates them: all or none.
+        Errors: INVALID_ARGUMENT (bad parent; a mapping file that is not JSON; a converted stub the daemon
+        refuses: BadRequest details name `mapping_files[i]`), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
+        (WIREMOCK_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -465,6 +502,16 @@ def add_SimulatorServiceServicer_to_server(servicer, server):
                     servicer.DeliverWebhooks,
                     request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksRequest.FromString,
                     response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksResponse.SerializeToString,
+            ),
+            'ExportSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportSession,
+                    request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.ExportSessionRequest.FromString,
+                    response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.ExportSessionResponse.SerializeToString,
+            ),
+            'ImportWireMockMappings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportWireMockMappings,
+                    request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsRequest.FromString,
+                    response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1036,6 +1083,60 @@ class SimulatorService:
             '/simulatord.v1.SimulatorService/DeliverWebhooks',
             simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksRequest.SerializeToString,
             simulatord_dot_v1_dot_simulator__service__pb2.DeliverWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simulatord.v1.SimulatorService/ExportSession',
+            simulatord_dot_v1_dot_simulator__service__pb2.ExportSessionRequest.SerializeToString,
+            simulatord_dot_v1_dot_simulator__service__pb2.ExportSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportWireMockMappings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simulatord.v1.SimulatorService/ImportWireMockMappings',
+            simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsRequest.SerializeToString,
+            simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

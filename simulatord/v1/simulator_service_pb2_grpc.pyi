@@ -179,6 +179,25 @@ class SimulatorServiceStub:
     session has --max-pending-deliveries pending already).
     With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
+    ExportSession: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ExportSessionRequest, _simulator_service_pb2.ExportSessionResponse]
+    """Exports a session as a session template file holds it: its settings and its stubs as they were
+    programmed, in the order they were created, without output-only fields. Sent back as a
+    CreateSessionRequest (with a parent) it makes an equivalent session, and exporting that gives the
+    same bytes; written as JSON it is a template for `simulatord serve --templates`. The journal is
+    not part of it: ListExchanges pages through that.
+    Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+    """
+    ImportWireMockMappings: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ImportWireMockMappingsRequest, _simulator_service_pb2.ImportWireMockMappingsResponse]
+    """Converts WireMock stub mappings (the JSON files of WireMock's `mappings` directory, with the
+    `__files` their `bodyFileName`s name) into stubs of a session. Whatever a mapping holds that has no
+    stub equivalent is listed in `unconverted` with the reason, never dropped silently. The stubs that
+    convert are created as BatchCreateStubs creates them: all or none.
+    Errors: INVALID_ARGUMENT (bad parent; a mapping file that is not JSON; a converted stub the daemon
+    refuses: BadRequest details name `mapping_files[i]`), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
+    (WIREMOCK_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+    """
 
 @_typing.type_check_only
 class SimulatorServiceAsyncStub(SimulatorServiceStub):
@@ -311,6 +330,25 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     violations), NOT_FOUND (SESSION_NOT_FOUND), PERMISSION_DENIED (WEBHOOK_TARGET_FORBIDDEN: a URL's
     host is outside the daemon's --webhook-targets), RESOURCE_EXHAUSTED (TOO_MANY_DELIVERIES: the
     session has --max-pending-deliveries pending already).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+    """
+    ExportSession: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ExportSessionRequest, _simulator_service_pb2.ExportSessionResponse]  # type: ignore[assignment]
+    """Exports a session as a session template file holds it: its settings and its stubs as they were
+    programmed, in the order they were created, without output-only fields. Sent back as a
+    CreateSessionRequest (with a parent) it makes an equivalent session, and exporting that gives the
+    same bytes; written as JSON it is a template for `simulatord serve --templates`. The journal is
+    not part of it: ListExchanges pages through that.
+    Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+    """
+    ImportWireMockMappings: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ImportWireMockMappingsRequest, _simulator_service_pb2.ImportWireMockMappingsResponse]  # type: ignore[assignment]
+    """Converts WireMock stub mappings (the JSON files of WireMock's `mappings` directory, with the
+    `__files` their `bodyFileName`s name) into stubs of a session. Whatever a mapping holds that has no
+    stub equivalent is listed in `unconverted` with the reason, never dropped silently. The stubs that
+    convert are created as BatchCreateStubs creates them: all or none.
+    Errors: INVALID_ARGUMENT (bad parent; a mapping file that is not JSON; a converted stub the daemon
+    refuses: BadRequest details name `mapping_files[i]`), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
+    (WIREMOCK_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
     With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
 
@@ -568,6 +606,37 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         violations), NOT_FOUND (SESSION_NOT_FOUND), PERMISSION_DENIED (WEBHOOK_TARGET_FORBIDDEN: a URL's
         host is outside the daemon's --webhook-targets), RESOURCE_EXHAUSTED (TOO_MANY_DELIVERIES: the
         session has --max-pending-deliveries pending already).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+        """
+
+    @_abc_1.abstractmethod
+    def ExportSession(
+        self,
+        request: _simulator_service_pb2.ExportSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_service_pb2.ExportSessionResponse, _abc.Awaitable[_simulator_service_pb2.ExportSessionResponse]]:
+        """Exports a session as a session template file holds it: its settings and its stubs as they were
+        programmed, in the order they were created, without output-only fields. Sent back as a
+        CreateSessionRequest (with a parent) it makes an equivalent session, and exporting that gives the
+        same bytes; written as JSON it is a template for `simulatord serve --templates`. The journal is
+        not part of it: ListExchanges pages through that.
+        Errors: INVALID_ARGUMENT (malformed name), NOT_FOUND (SESSION_NOT_FOUND).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+        """
+
+    @_abc_1.abstractmethod
+    def ImportWireMockMappings(
+        self,
+        request: _simulator_service_pb2.ImportWireMockMappingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_service_pb2.ImportWireMockMappingsResponse, _abc.Awaitable[_simulator_service_pb2.ImportWireMockMappingsResponse]]:
+        """Converts WireMock stub mappings (the JSON files of WireMock's `mappings` directory, with the
+        `__files` their `bodyFileName`s name) into stubs of a session. Whatever a mapping holds that has no
+        stub equivalent is listed in `unconverted` with the reason, never dropped silently. The stubs that
+        convert are created as BatchCreateStubs creates them: all or none.
+        Errors: INVALID_ARGUMENT (bad parent; a mapping file that is not JSON; a converted stub the daemon
+        refuses: BadRequest details name `mapping_files[i]`), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
+        (WIREMOCK_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
         With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 

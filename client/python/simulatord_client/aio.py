@@ -175,6 +175,10 @@ class AsyncSession(SessionCore):
         self.info = await self.simulator._run(ops.get_session(self.name))
         return self.info
 
+    async def export(self) -> pb.CreateSessionRequest:
+        """The session as a template: its settings and stubs as programmed, in creation order."""
+        return await self.simulator._run(ops.export_session(self.name))
+
     # --- programming -----------------------------------------------------------------------------
 
     async def stub(

@@ -218,6 +218,12 @@ class Session(SessionCore):
         self.info = self.simulator._run(ops.get_session(self.name))
         return self.info
 
+    def export(self) -> pb.CreateSessionRequest:
+        """The session as a template: its settings and stubs as programmed, in creation order. Sent back with a
+        `parent` (`sim.call(lambda s: s.CreateSession, request)`) it makes an equivalent session; written with
+        `json_format.MessageToJson` it is a template file for `simulatord serve --templates`."""
+        return self.simulator._run(ops.export_session(self.name))
+
     # --- programming -----------------------------------------------------------------------------
 
     def stub(

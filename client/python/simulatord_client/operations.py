@@ -126,6 +126,12 @@ def get_session(name: str) -> Operation[session_pb2.Session]:
     return reply.session
 
 
+def export_session(name: str) -> Operation[pb.CreateSessionRequest]:
+    """The session as a template: its settings and stubs as programmed, ready for CreateSession."""
+    reply = yield from call(lambda s: s.ExportSession, pb.ExportSessionRequest(name=name))
+    return reply.session
+
+
 def reset_session(name: str, *, stubs: bool, journal: bool, state: bool) -> Operation[session_pb2.Session]:
     """Clears stubs, journal and/or scenario state; returns the session."""
     wanted = {pb.RESET_TARGET_STUBS: stubs, pb.RESET_TARGET_JOURNAL: journal, pb.RESET_TARGET_STATE: state}

@@ -6,6 +6,7 @@ import dataclasses
 
 from simulatord.control.convert.exchanges import exchange_to_proto
 from simulatord.control.convert.scalars import duration, seconds, timestamp
+from simulatord.control.convert.stubs import stub_to_template
 from simulatord.errors import SpecErrors
 from simulatord.names import SessionKey
 from simulatord.sessions.service import Addressing
@@ -70,6 +71,25 @@ def session_to_proto(value: Session, addressing: Addressing) -> session_pb2.Sess
         redact_headers=sorted(value.redact_headers),
         llm=value.llm.source if value.llm is not None and isinstance(value.llm.source, llm_pb2.LlmSimulation) else None,
     )
+
+
+def session_to_template(value: Session) -> pb.CreateSessionRequest:
+    """The session as CreateSession takes it: its settings and its stubs in creation order (which decides ties
+    between stubs of equal priority), without anything the daemon fills in."""
+    settings = session_pb2.Session(
+        labels=value.labels,
+        ttl=duration(value.ttl),
+        journal_limits=session_pb2.JournalLimits(
+            max_exchanges=value.limits.max_exchanges,
+            max_bytes=value.limits.max_bytes,
+            max_body_bytes=value.limits.max_body_bytes,
+        ),
+        unmatched_status=value.unmatched_status,
+        redact_headers=sorted(value.redact_headers),
+        llm=value.llm.source if value.llm is not None and isinstance(value.llm.source, llm_pb2.LlmSimulation) else None,
+    )
+    ordered = sorted(value.stubs, key=lambda stub: stub.order)
+    return pb.CreateSessionRequest(session=settings, stubs=[stub_to_template(s) for s in ordered])
 
 
 def _stub_reports(stubs: tuple[Stub, ...]) -> list[exchange_pb2.StubReport]:

@@ -81,3 +81,13 @@ def stub_to_proto(value: Stub) -> stub_pb2.Stub:
     out.rate_limited_count = value.rate_limited_count
     out.create_time.CopyFrom(timestamp(value.create_time))
     return out
+
+
+def stub_to_template(value: Stub) -> stub_pb2.Stub:
+    """The stub as it was programmed: what CreateSession takes to make it again (no name, no counters)."""
+    out = stub_pb2.Stub()
+    if isinstance(value.source, stub_pb2.Stub):
+        out.CopyFrom(value.source)
+    for output_only in ("name", "match_count", "rate_limited_count", "create_time"):
+        out.ClearField(output_only)
+    return out
