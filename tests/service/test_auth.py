@@ -73,6 +73,11 @@ REQUESTS: dict[str, Callable[[Target], Message]] = {
     "DeliverWebhooks": lambda t: pb.DeliverWebhooksRequest(
         parent=t.name, webhooks=[webhook_pb2.Webhook(url="http://127.0.0.1:9/hijack")]
     ),
+    "ExportSession": lambda t: pb.ExportSessionRequest(name=t.name),
+    "ImportWireMockMappings": lambda t: pb.ImportWireMockMappingsRequest(
+        parent=t.name,
+        mapping_files=[pb.WireMockFile(path="m.json", content=b'{"request": {"url": "/hijack"}, "response": {}}')],
+    ),
 }
 ALLOWED = {"SendWebSocketMessage": (grpc.StatusCode.FAILED_PRECONDITION, "NO_WEBSOCKET_CONNECTION")}
 

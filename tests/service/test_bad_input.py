@@ -229,6 +229,24 @@ CASES: list[tuple[str, Callable[[str], Any], grpc.StatusCode, str, list[str]]] =
         [],
     ),
     ("DeliverWebhooks", lambda s: pb.DeliverWebhooksRequest(parent=s), INVALID, "INVALID_ARGUMENT", ["webhooks"]),
+    ("ExportSession", lambda s: pb.ExportSessionRequest(name="tenants/x"), INVALID, "INVALID_ARGUMENT", ["name"]),
+    ("ExportSession", lambda s: pb.ExportSessionRequest(name=MISSING), NOT_FOUND, "SESSION_NOT_FOUND", []),
+    (
+        "ImportWireMockMappings",
+        lambda s: pb.ImportWireMockMappingsRequest(
+            parent=s, mapping_files=[pb.WireMockFile(path="m.json", content=b"{ not json")]
+        ),
+        INVALID,
+        "INVALID_ARGUMENT",
+        ["mapping_files[0].content"],
+    ),
+    (
+        "ImportWireMockMappings",
+        lambda s: pb.ImportWireMockMappingsRequest(parent=MISSING),
+        NOT_FOUND,
+        "SESSION_NOT_FOUND",
+        [],
+    ),
     (
         "DeliverWebhooks",
         lambda s: pb.DeliverWebhooksRequest(parent=MISSING, webhooks=[webhook_pb2.Webhook(url="http://127.0.0.1:9/")]),
