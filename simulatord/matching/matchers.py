@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from simulatord.errors import SpecErrors
 from simulatord.matching.json_paths import json_paths
+from simulatord.matching.json_schemas import compile_schema, first_violation
 from simulatord.matching.patterns import Pattern, PatternError, compile_generated, compile_user
 from simulatord.matching.request import HttpRequest
 
@@ -326,20 +327,22 @@ class BodyKind(StrEnum):
     JSON_EQUALS = "json_equals"
     JSON_SUBSET = "json_subset"
     JSON_PATH = "json_path"
+    JSON_SCHEMA = "json_schema"
 
 
-_NEEDS_JSON = (BodyKind.JSON_EQUALS, BodyKind.JSON_SUBSET, BodyKind.JSON_PATH)
+_NEEDS_JSON = (BodyKind.JSON_EQUALS, BodyKind.JSON_SUBSET, BodyKind.JSON_PATH, BodyKind.JSON_SCHEMA)
 
 
 @dataclass(frozen=True, slots=True)
 class BodyTest:
-    """A condition on the body: bytes, text, regex, JSON equality, JSON subset or a JSONPath query."""
+    """A condition on the body: bytes, text, regex, JSON equality, JSON subset, a JSONPath query or a JSON Schema."""
 
     kind: BodyKind
     operand: Any
     label: str = "body"  # the request field named in mismatches, e.g. body[1]
     pattern: Pattern | None = None
     query: Any = None  # compiled JSONPath
+    validator: Any = None  # compiled JSON Schema
     node_equals: Any = None
     node_value: StringTest | None = None
     has_node_equals: bool = False
@@ -359,6 +362,8 @@ class BodyTest:
             return json_equal(self.operand, request.json())
         if kind is BodyKind.JSON_SUBSET:
             return json_contains(self.operand, request.json())
+        if kind is BodyKind.JSON_SCHEMA:
+            return bool(self.validator.is_valid(request.json()))
         nodes = self._nodes(request)
         if self.has_node_equals:
             return any(json_equal(self.node_equals, n) for n in nodes)
@@ -383,6 +388,12 @@ class BodyTest:
                 expected = f"{self.operand} selects something"
             actual = "(nothing selected)" if not nodes else show([_node_text(n) for n in nodes])
             return [Mismatch(self.label, expected, actual)]
+        if self.kind is BodyKind.JSON_SCHEMA:
+            return [
+                Mismatch(
+                    self.label, "valid against its JSON Schema", show(first_violation(self.validator, request.json()))
+                )
+            ]
         operand = repr(self.operand) if self.kind is BodyKind.EQUALS else self.operand
         expected = f"{self.kind.replace('_', ' ')} {show(operand)}"
         return [Mismatch(self.label, expected, show(request.text))]
@@ -408,6 +419,11 @@ def body_test(
         except PatternError as exc:
             errors.add(f"{where}.regex", f"invalid regular expression: {exc}")
             return BodyTest(BodyKind.EQUALS, b"")
+    if body_kind is BodyKind.JSON_SCHEMA:
+        validator = compile_schema(operand, f"{where}.json_schema", errors)
+        if validator is None:
+            return BodyTest(BodyKind.EQUALS, b"")
+        return BodyTest(body_kind, operand, label, validator=validator)
     if body_kind is BodyKind.JSON_PATH:
         if not operand:
             errors.add(f"{where}.json_path.expression", "must not be empty")

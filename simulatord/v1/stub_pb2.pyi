@@ -507,6 +507,7 @@ class BodyMatcher(_message.Message):
     JSON_EQUALS_FIELD_NUMBER: _builtins.int
     JSON_SUBSET_FIELD_NUMBER: _builtins.int
     JSON_PATH_FIELD_NUMBER: _builtins.int
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
     equals: _builtins.bytes
     """The raw body equals these bytes."""
     contains: _builtins.str
@@ -527,6 +528,13 @@ class BodyMatcher(_message.Message):
     def json_path(self) -> Global___JsonPathMatcher:
         """A JSONPath (RFC 9535) query over the JSON body."""
 
+    @_builtins.property
+    def json_schema(self) -> _struct_pb2.Value:
+        """The body parses as JSON valid against this JSON Schema (draft 2020-12; `pattern`
+        runs on RE2, `format` is not asserted). A mismatch names the failing field, e.g.
+        `$.qty: -1 is less than the minimum of 1`. The schema is checked when programmed.
+        """
+
     def __init__(
         self,
         *,
@@ -536,12 +544,13 @@ class BodyMatcher(_message.Message):
         json_equals: _struct_pb2.Value | None = ...,
         json_subset: _struct_pb2.Value | None = ...,
         json_path: Global___JsonPathMatcher | None = ...,
+        json_schema: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contains", b"contains", "equals", b"equals", "json_equals", b"json_equals", "json_path", b"json_path", "json_subset", b"json_subset", "kind", b"kind", "regex", b"regex"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contains", b"contains", "equals", b"equals", "json_equals", b"json_equals", "json_path", b"json_path", "json_schema", b"json_schema", "json_subset", b"json_subset", "kind", b"kind", "regex", b"regex"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contains", b"contains", "equals", b"equals", "json_equals", b"json_equals", "json_path", b"json_path", "json_subset", b"json_subset", "kind", b"kind", "regex", b"regex"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contains", b"contains", "equals", b"equals", "json_equals", b"json_equals", "json_path", b"json_path", "json_schema", b"json_schema", "json_subset", b"json_subset", "kind", b"kind", "regex", b"regex"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["equals", "contains", "regex", "json_equals", "json_subset", "json_path"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["equals", "contains", "regex", "json_equals", "json_subset", "json_path", "json_schema"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -30,6 +30,7 @@ LAZY = [
     "websockets",
     "quart",
     "jinja2",
+    "jsonschema",
     "httpx",
 ]
 

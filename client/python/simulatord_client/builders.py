@@ -152,6 +152,11 @@ def json_subset(value: Any) -> stub_pb2.BodyMatcher:
     return stub_pb2.BodyMatcher(json_subset=json_value(value))
 
 
+def json_schema(schema: Any) -> stub_pb2.BodyMatcher:
+    """The body is JSON valid against this JSON Schema (draft 2020-12); a mismatch names the failing field."""
+    return stub_pb2.BodyMatcher(json_schema=json_value(schema))
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"
@@ -300,7 +305,7 @@ class MatchOptions(TypedDict, total=False):
 
     - `path_template`, `path_regex`, `path_prefix`, `path_glob`: other kinds of path condition.
     - `query`, `headers`: `{name: "value" | contains(..) | regex(..) | prefix(..) | absent() | present()}`.
-    - `json_body` (JSON equal), `json_subset`, `body_contains`, `body_regex`, `body_equals` (bytes),
+    - `json_body` (JSON equal), `json_subset`, `json_schema`, `body_contains`, `body_regex`, `body_equals` (bytes),
       `json_path` (`{"$.a.b": value}`; `...` means "selects something"), `body_matchers` (raw list).
     - `all_of`, `any_of`, `none_of`: nested matchers from `match()`.
     - `match`: a raw RequestMatcher merged in last, for fields the helpers do not cover.
@@ -314,6 +319,7 @@ class MatchOptions(TypedDict, total=False):
     headers: FieldSpec
     json_body: Any
     json_subset: Any
+    json_schema: Any
     body_contains: str
     body_regex: str
     body_equals: bytes | str
@@ -346,6 +352,8 @@ def _request_matcher(
         out.body.append(json_equals(options["json_body"]))
     if "json_subset" in options:
         out.body.append(json_subset(options["json_subset"]))
+    if "json_schema" in options:
+        out.body.append(json_schema(options["json_schema"]))
     if "body_contains" in options:
         out.body.append(body_contains(options["body_contains"]))
     if "body_regex" in options:

@@ -35,7 +35,7 @@ def body_matchers(items: Iterable[stub_pb2.BodyMatcher], where: str, errors: Spe
             out.append(m.body_test(kind, bytes(item.equals), at, errors, label=label))
         elif kind in ("contains", "regex"):
             out.append(m.body_test(kind, getattr(item, kind), at, errors, label=label))
-        elif kind in ("json_equals", "json_subset"):
+        elif kind in ("json_equals", "json_subset", "json_schema"):
             value = from_value(getattr(item, kind), f"{at}.{kind}", errors)
             out.append(m.body_test(kind, value, at, errors, label=label))
         elif kind == "json_path":
