@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     wiremock.add_argument("--session", type=_session_name, required=True, help="tenants/{tenant}/sessions/{session}")
     wiremock.add_argument("--strict", action="store_true", help="create nothing when anything is not converted")
     wiremock.add_argument("--dry-run", action="store_true", help="convert and report only")
+    openapi = sub.add_parser("import-openapi", help="stubs from an OpenAPI 3 document's examples, validating requests")
+    _address(openapi)
+    openapi.add_argument("document", help="the OpenAPI document, JSON or YAML")
+    openapi.add_argument("--session", type=_session_name, required=True, help="tenants/{tenant}/sessions/{session}")
+    openapi.add_argument("--base-path", default="", help="a prefix for every path, e.g. /v1")
+    openapi.add_argument("--strict", action="store_true", help="create nothing when anything is not converted")
+    openapi.add_argument("--dry-run", action="store_true", help="convert and report only")
     return parser
 
 
@@ -189,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             return tools.import_session(args.address, args.file, args.tenant, args.session_id, args.token)
         if args.command == "import-wiremock":
             return tools.import_wiremock(args.address, args.root, args.session, args.strict, args.dry_run, args.token)
+        if args.command == "import-openapi":
+            return tools.import_openapi(
+                args.address, args.document, args.session, args.base_path, args.strict, args.dry_run, args.token
+            )
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
         return tools.watch(args.address, args.session, args.from_start, color, args.token)
     except KeyboardInterrupt:  # Ctrl-C while waiting for the daemon: no traceback

@@ -230,3 +230,29 @@ def import_wiremock(address: str, root: str, session: str, strict: bool, dry_run
     for gap in reply.unconverted:
         print(f"  not converted: {gap.mapping}: {gap.field}: {gap.reason}")
     return 0
+
+
+def import_openapi(
+    address: str, path: str, session: str, base_path: str, strict: bool, dry_run: bool, token: str = ""
+) -> int:
+    """Converts an OpenAPI document into the session's stubs and prints what was not converted."""
+    request = pb.ImportOpenApiRequest(
+        parent=session, document=Path(path).read_bytes(), base_path=base_path, strict=strict, validate_only=dry_run
+    )
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.SimulatorServiceStub(channel)
+        try:
+            reply = stub.ImportOpenApi(request, timeout=CALL_TIMEOUT, metadata=_metadata(token))
+            unmatched = stub.GetSession(
+                pb.GetSessionRequest(name=session), timeout=CALL_TIMEOUT, metadata=_metadata(token)
+            ).session.unmatched_status
+        except grpc.RpcError as exc:
+            print(failure(address, exc), file=sys.stderr)
+            return 1
+    done = "would create" if dry_run else "created"
+    print(f"{done} {len(reply.stubs)} stubs from {path} in {session}")
+    for gap in reply.unconverted:
+        print(f"  not converted: {gap.operation}: {gap.field}: {gap.reason}")
+    if unmatched != 400:
+        print(f"  note: requests that fail validation get the session's unmatched status, {unmatched}, not 400")
+    return 0

@@ -340,6 +340,40 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         return pb.ImportWireMockMappingsResponse(stubs=[stubs.stub_to_proto(s) for s in built], unconverted=gaps)
 
     @unary
+    async def ImportOpenApi(
+        self, request: pb.ImportOpenApiRequest, context: Ctx[pb.ImportOpenApiRequest, pb.ImportOpenApiResponse]
+    ) -> pb.ImportOpenApiResponse:
+        from simulatord.control.convert import openapi  # loaded by the first import, not at start-up
+
+        key = parse_session(request.parent, "parent")
+        errors = SpecErrors()
+        try:
+            document = openapi.parse_document(bytes(request.document))
+        except ValueError as exc:
+            errors.add("document", f"is {exc}")
+        else:
+            if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3."):
+                errors.add("document", "is not an OpenAPI 3 document (it has no `openapi: 3.x`)")
+        errors.raise_if_any()
+        conversion = openapi.convert(document, base_path=request.base_path or None)
+        gaps = [pb.OpenApiGap(operation=g.operation, field=g.field, reason=g.reason) for g in conversion.unmapped]
+        if request.strict and gaps:
+            listed = "; ".join(f"{g.operation}: {g.field}: {g.reason}" for g in gaps[:5])
+            raise FailedPrecondition(
+                f"{len(gaps)} part(s) of the document were not converted (strict): {listed}",
+                "OPENAPI_NOT_CONVERTED",
+                {"session": key.name, "unconverted": str(len(gaps))},
+            )
+        items = [(stub, "", f"converted[{i}] ({stub.description})", "") for i, stub in enumerate(conversion.stubs)]
+        built = self._stubs(key, items, errors)
+        errors.raise_if_any(reason="INVALID_STUB")
+        if request.validate_only:
+            self.sim.session(key)
+            return pb.ImportOpenApiResponse(stubs=[stubs.stub_to_template(s) for s in built], unconverted=gaps)
+        self.sim.create_stubs(key, built)
+        return pb.ImportOpenApiResponse(stubs=[stubs.stub_to_proto(s) for s in built], unconverted=gaps)
+
+    @unary
     async def GetStub(
         self, request: pb.GetStubRequest, context: Ctx[pb.GetStubRequest, pb.GetStubResponse]
     ) -> pb.GetStubResponse:

@@ -1475,3 +1475,101 @@ class WireMockGap(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WireMockGap: _TypeAlias = WireMockGap  # noqa: Y015
+
+@_typing.final
+class ImportOpenApiRequest(_message.Message):
+    """Request for ImportOpenApi."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    BASE_PATH_FIELD_NUMBER: _builtins.int
+    STRICT_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """The session the stubs go to: `tenants/{tenant}/sessions/{session}`."""
+    document: _builtins.bytes
+    """The OpenAPI document, JSON or YAML, with its `$ref`s within the document."""
+    base_path: _builtins.str
+    """A prefix for every path, e.g. `/v1`; empty: the document's paths as they are."""
+    strict: _builtins.bool
+    """Refuse (FAILED_PRECONDITION, nothing created) when anything was not converted."""
+    validate_only: _builtins.bool
+    """Convert and check only: report what would be created, create nothing."""
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        document: _builtins.bytes = ...,
+        base_path: _builtins.str = ...,
+        strict: _builtins.bool = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_path", b"base_path", "document", b"document", "parent", b"parent", "strict", b"strict", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportOpenApiRequest: _TypeAlias = ImportOpenApiRequest  # noqa: Y015
+
+@_typing.final
+class ImportOpenApiResponse(_message.Message):
+    """Response for ImportOpenApi."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUBS_FIELD_NUMBER: _builtins.int
+    UNCONVERTED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def stubs(self) -> _containers.RepeatedCompositeFieldContainer[_stub_pb2.Stub]:
+        """The stubs created (with validate_only: the stubs that would be, without names)."""
+
+    @_builtins.property
+    def unconverted(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpenApiGap]:
+        """Everything in the document that has no stub equivalent, or was approximated."""
+
+    def __init__(
+        self,
+        *,
+        stubs: _abc.Iterable[_stub_pb2.Stub] | None = ...,
+        unconverted: _abc.Iterable[Global___OpenApiGap] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stubs", b"stubs", "unconverted", b"unconverted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportOpenApiResponse: _TypeAlias = ImportOpenApiResponse  # noqa: Y015
+
+@_typing.final
+class OpenApiGap(_message.Message):
+    """A part of an OpenAPI document that was not converted, or converted approximately."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATION_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    operation: _builtins.str
+    """Which operation: `GET /pets/{petId}` (or the operationId), or `(document)`."""
+    field: _builtins.str
+    """Where in the operation or document, e.g. `responses.200.content.application/xml`."""
+    reason: _builtins.str
+    """What the document says there and what became of it."""
+    def __init__(
+        self,
+        *,
+        operation: _builtins.str = ...,
+        field: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "operation", b"operation", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenApiGap: _TypeAlias = OpenApiGap  # noqa: Y015

@@ -151,6 +151,11 @@ class SimulatorServiceStub:
                 request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsRequest.SerializeToString,
                 response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsResponse.FromString,
                 _registered_method=True)
+        self.ImportOpenApi = channel.unary_unary(
+                '/simulatord.v1.SimulatorService/ImportOpenApi',
+                request_serializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportOpenApiRequest.SerializeToString,
+                response_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportOpenApiResponse.FromString,
+                _registered_method=True)
 
 
 class SimulatorServiceServicer:
@@ -395,6 +400,23 @@ class SimulatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportOpenApi(self, request, context):
+        """Converts an OpenAPI 3.0 or 3.1 document into stubs of a session: each operation answers its
+        documented examples (the first example of the lowest 2xx response by default; a request header
+        `Prefer: code=404` or `Prefer: example=name` picks another, as Prism does), and requests must
+        satisfy the operation's required parameters and JSON request body schema (a `json_schema` body
+        matcher). A request that does not gets the session's unmatched answer, with the operation's stubs
+        as near misses naming what failed: create the session with `unmatched_status` 400 to answer 400.
+        Whatever the document holds that has no stub equivalent is listed in `unconverted`.
+        Errors: INVALID_ARGUMENT (bad parent; `document` not JSON or YAML, or not an OpenAPI 3 document; a
+        converted stub the daemon refuses), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
+        (OPENAPI_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -512,6 +534,11 @@ def add_SimulatorServiceServicer_to_server(servicer, server):
                     servicer.ImportWireMockMappings,
                     request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsRequest.FromString,
                     response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsResponse.SerializeToString,
+            ),
+            'ImportOpenApi': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportOpenApi,
+                    request_deserializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportOpenApiRequest.FromString,
+                    response_serializer=simulatord_dot_v1_dot_simulator__service__pb2.ImportOpenApiResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1137,6 +1164,33 @@ class SimulatorService:
             '/simulatord.v1.SimulatorService/ImportWireMockMappings',
             simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsRequest.SerializeToString,
             simulatord_dot_v1_dot_simulator__service__pb2.ImportWireMockMappingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportOpenApi(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simulatord.v1.SimulatorService/ImportOpenApi',
+            simulatord_dot_v1_dot_simulator__service__pb2.ImportOpenApiRequest.SerializeToString,
+            simulatord_dot_v1_dot_simulator__service__pb2.ImportOpenApiResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -198,6 +198,19 @@ class SimulatorServiceStub:
     (WIREMOCK_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
     With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
+    ImportOpenApi: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ImportOpenApiRequest, _simulator_service_pb2.ImportOpenApiResponse]
+    """Converts an OpenAPI 3.0 or 3.1 document into stubs of a session: each operation answers its
+    documented examples (the first example of the lowest 2xx response by default; a request header
+    `Prefer: code=404` or `Prefer: example=name` picks another, as Prism does), and requests must
+    satisfy the operation's required parameters and JSON request body schema (a `json_schema` body
+    matcher). A request that does not gets the session's unmatched answer, with the operation's stubs
+    as near misses naming what failed: create the session with `unmatched_status` 400 to answer 400.
+    Whatever the document holds that has no stub equivalent is listed in `unconverted`.
+    Errors: INVALID_ARGUMENT (bad parent; `document` not JSON or YAML, or not an OpenAPI 3 document; a
+    converted stub the daemon refuses), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
+    (OPENAPI_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+    """
 
 @_typing.type_check_only
 class SimulatorServiceAsyncStub(SimulatorServiceStub):
@@ -349,6 +362,19 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     Errors: INVALID_ARGUMENT (bad parent; a mapping file that is not JSON; a converted stub the daemon
     refuses: BadRequest details name `mapping_files[i]`), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
     (WIREMOCK_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
+    With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+    """
+    ImportOpenApi: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ImportOpenApiRequest, _simulator_service_pb2.ImportOpenApiResponse]  # type: ignore[assignment]
+    """Converts an OpenAPI 3.0 or 3.1 document into stubs of a session: each operation answers its
+    documented examples (the first example of the lowest 2xx response by default; a request header
+    `Prefer: code=404` or `Prefer: example=name` picks another, as Prism does), and requests must
+    satisfy the operation's required parameters and JSON request body schema (a `json_schema` body
+    matcher). A request that does not gets the session's unmatched answer, with the operation's stubs
+    as near misses naming what failed: create the session with `unmatched_status` 400 to answer 400.
+    Whatever the document holds that has no stub equivalent is listed in `unconverted`.
+    Errors: INVALID_ARGUMENT (bad parent; `document` not JSON or YAML, or not an OpenAPI 3 document; a
+    converted stub the daemon refuses), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
+    (OPENAPI_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
     With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
     """
 
@@ -637,6 +663,25 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (bad parent; a mapping file that is not JSON; a converted stub the daemon
         refuses: BadRequest details name `mapping_files[i]`), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
         (WIREMOCK_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
+        With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
+        """
+
+    @_abc_1.abstractmethod
+    def ImportOpenApi(
+        self,
+        request: _simulator_service_pb2.ImportOpenApiRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_service_pb2.ImportOpenApiResponse, _abc.Awaitable[_simulator_service_pb2.ImportOpenApiResponse]]:
+        """Converts an OpenAPI 3.0 or 3.1 document into stubs of a session: each operation answers its
+        documented examples (the first example of the lowest 2xx response by default; a request header
+        `Prefer: code=404` or `Prefer: example=name` picks another, as Prism does), and requests must
+        satisfy the operation's required parameters and JSON request body schema (a `json_schema` body
+        matcher). A request that does not gets the session's unmatched answer, with the operation's stubs
+        as near misses naming what failed: create the session with `unmatched_status` 400 to answer 400.
+        Whatever the document holds that has no stub equivalent is listed in `unconverted`.
+        Errors: INVALID_ARGUMENT (bad parent; `document` not JSON or YAML, or not an OpenAPI 3 document; a
+        converted stub the daemon refuses), NOT_FOUND (SESSION_NOT_FOUND), FAILED_PRECONDITION
+        (OPENAPI_NOT_CONVERTED: `strict` and something was not converted; nothing is created then).
         With --auth also UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID) and PERMISSION_DENIED (TENANT_FORBIDDEN).
         """
 

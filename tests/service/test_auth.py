@@ -78,6 +78,9 @@ REQUESTS: dict[str, Callable[[Target], Message]] = {
         parent=t.name,
         mapping_files=[pb.WireMockFile(path="m.json", content=b'{"request": {"url": "/hijack"}, "response": {}}')],
     ),
+    "ImportOpenApi": lambda t: pb.ImportOpenApiRequest(
+        parent=t.name, document=b'{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {}}'
+    ),
 }
 ALLOWED = {"SendWebSocketMessage": (grpc.StatusCode.FAILED_PRECONDITION, "NO_WEBSOCKET_CONNECTION")}
 

@@ -241,6 +241,27 @@ CASES: list[tuple[str, Callable[[str], Any], grpc.StatusCode, str, list[str]]] =
         ["mapping_files[0].content"],
     ),
     (
+        "ImportOpenApi",
+        lambda s: pb.ImportOpenApiRequest(parent=s, document=b"[1, 2"),
+        INVALID,
+        "INVALID_ARGUMENT",
+        ["document"],
+    ),
+    (
+        "ImportOpenApi",
+        lambda s: pb.ImportOpenApiRequest(parent=s, document=b"swagger: '2.0'"),
+        INVALID,
+        "INVALID_ARGUMENT",
+        ["document"],
+    ),
+    (
+        "ImportOpenApi",
+        lambda s: pb.ImportOpenApiRequest(parent=MISSING, document=b'{"openapi": "3.0.3", "paths": {}}'),
+        NOT_FOUND,
+        "SESSION_NOT_FOUND",
+        [],
+    ),
+    (
         "ImportWireMockMappings",
         lambda s: pb.ImportWireMockMappingsRequest(parent=MISSING),
         NOT_FOUND,
