@@ -202,18 +202,18 @@ def import_session(address: str, path: str, tenant: str, session_id: str, token:
 def import_wiremock(address: str, root: str, session: str, strict: bool, dry_run: bool, token: str = "") -> int:
     """Converts a WireMock root directory (or a mappings directory, or one mapping file) into the session's stubs
     and prints what was not converted."""
-    base = Path(root)
-    mappings_dir = base / "mappings" if (base / "mappings").is_dir() else base
-    files_dir = base / "__files"
-    mapping_paths = [base] if base.is_file() else sorted(mappings_dir.rglob("*.json"))
+    from simulatord.control.convert.wiremock import root_files
+
+    try:
+        mapping_paths, body_files = root_files(Path(root))
+    except FileNotFoundError as exc:
+        print(f"simulatord: {exc}", file=sys.stderr)
+        return 2
     request = pb.ImportWireMockMappingsRequest(parent=session, strict=strict, validate_only=dry_run)
-    for p in mapping_paths:
-        name = p.name if base.is_file() else str(p.relative_to(mappings_dir))
-        request.mapping_files.add(path=name, content=p.read_bytes())
-    if files_dir.is_dir():
-        for p in sorted(files_dir.rglob("*")):
-            if p.is_file():
-                request.body_files.add(path=str(p.relative_to(files_dir)), content=p.read_bytes())
+    for name, path in mapping_paths:
+        request.mapping_files.add(path=name, content=path.read_bytes())
+    for name, content in body_files.items():
+        request.body_files.add(path=name, content=content)
     if not request.mapping_files:
         print(f"simulatord: no mapping files (*.json) under {root}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -317,27 +317,17 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         mappings: list[tuple[str, Any]] = []
         for i, file in enumerate(request.mapping_files):
             try:
-                mappings.append((file.path or f"mapping_files[{i}]", json.loads(file.content)))
+                mappings.append((file.path or f"mapping_files[{i}]", json.loads(file.content.decode("utf-8-sig"))))
             except ValueError as exc:  # UnicodeDecodeError too
                 errors.add(f"mapping_files[{i}].content", f"is not JSON: {exc}")
         errors.raise_if_any()
         conversion = wiremock.convert(mappings, {file.path: file.content for file in request.body_files})
         gaps = [pb.WireMockGap(mapping=g.mapping, field=g.field, reason=g.reason) for g in conversion.unmapped]
-        if request.strict and gaps:
-            listed = "; ".join(f"{g.mapping}: {g.field}: {g.reason}" for g in gaps[:5])
-            raise FailedPrecondition(
-                f"{len(gaps)} part(s) of the mappings were not converted (strict): {listed}",
-                "WIREMOCK_NOT_CONVERTED",
-                {"session": key.name, "unconverted": str(len(gaps))},
-            )
-        items = [(stub, "", f"converted[{i}] ({stub.description})", "") for i, stub in enumerate(conversion.stubs)]
-        built = self._stubs(key, items, errors)
-        errors.raise_if_any(reason="INVALID_STUB")
-        if request.validate_only:
-            self.sim.session(key)  # the session must exist all the same
-            return pb.ImportWireMockMappingsResponse(stubs=[stubs.stub_to_template(s) for s in built], unconverted=gaps)
-        self.sim.create_stubs(key, built)
-        return pb.ImportWireMockMappingsResponse(stubs=[stubs.stub_to_proto(s) for s in built], unconverted=gaps)
+        what = [f"{g.mapping}: {g.field}: {g.reason}" for g in gaps]
+        made = self._import(
+            key, conversion.stubs, what, "WIREMOCK_NOT_CONVERTED", request.strict, request.validate_only
+        )
+        return pb.ImportWireMockMappingsResponse(stubs=made, unconverted=gaps)
 
     @unary
     async def ImportOpenApi(
@@ -357,21 +347,36 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         errors.raise_if_any()
         conversion = openapi.convert(document, base_path=request.base_path or None)
         gaps = [pb.OpenApiGap(operation=g.operation, field=g.field, reason=g.reason) for g in conversion.unmapped]
-        if request.strict and gaps:
-            listed = "; ".join(f"{g.operation}: {g.field}: {g.reason}" for g in gaps[:5])
+        what = [f"{g.operation}: {g.field}: {g.reason}" for g in gaps]
+        made = self._import(key, conversion.stubs, what, "OPENAPI_NOT_CONVERTED", request.strict, request.validate_only)
+        return pb.ImportOpenApiResponse(stubs=made, unconverted=gaps)
+
+    def _import(
+        self,
+        key: SessionKey,
+        converted: Sequence[stub_pb2.Stub],
+        unconverted: Sequence[str],
+        reason: str,
+        strict: bool,
+        validate_only: bool,
+    ) -> list[stub_pb2.Stub]:
+        """Creates the stubs an import converted (all or none, as BatchCreateStubs does), unless `strict` and
+        something was not converted, or `validate_only`; returns them as created (or as they would be)."""
+        if strict and unconverted:
             raise FailedPrecondition(
-                f"{len(gaps)} part(s) of the document were not converted (strict): {listed}",
-                "OPENAPI_NOT_CONVERTED",
-                {"session": key.name, "unconverted": str(len(gaps))},
+                f"{len(unconverted)} part(s) were not converted (strict): {'; '.join(unconverted[:5])}",
+                reason,
+                {"session": key.name, "unconverted": str(len(unconverted))},
             )
-        items = [(stub, "", f"converted[{i}] ({stub.description})", "") for i, stub in enumerate(conversion.stubs)]
+        errors = SpecErrors()
+        items = [(stub, "", f"converted[{i}] ({stub.description})", "") for i, stub in enumerate(converted)]
         built = self._stubs(key, items, errors)
         errors.raise_if_any(reason="INVALID_STUB")
-        if request.validate_only:
-            self.sim.session(key)
-            return pb.ImportOpenApiResponse(stubs=[stubs.stub_to_template(s) for s in built], unconverted=gaps)
+        if validate_only:
+            self.sim.session(key)  # the session must exist all the same
+            return [stubs.stub_to_template(s) for s in built]
         self.sim.create_stubs(key, built)
-        return pb.ImportOpenApiResponse(stubs=[stubs.stub_to_proto(s) for s in built], unconverted=gaps)
+        return [stubs.stub_to_proto(s) for s in built]
 
     @unary
     async def GetStub(

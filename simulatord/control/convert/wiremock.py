@@ -111,10 +111,16 @@ def load_directory(root: Path) -> tuple[list[tuple[str, Any]], dict[str, bytes]]
     mappings directory; a file that is not JSON is returned as a `MalformedJson` value, which `convert` reports,
     so no file is skipped silently. Body files are keyed by their path relative to `__files`, with `/` separators.
     Raises FileNotFoundError when `root` does not exist."""
+    paths, files = root_files(root)
+    return [(label, _read_json(path)) for label, path in paths], files
+
+
+def root_files(root: Path) -> tuple[list[tuple[str, Path]], dict[str, bytes]]:
+    """`load_directory`'s files before parsing: (label, path) of each mapping file, and the body files' bytes."""
     root = Path(root)
     if root.is_file():
         sibling = root.parent.parent / "__files" if root.parent.name == "mappings" else None
-        return [(root.name, _read_json(root))], _body_files(sibling)
+        return [(root.name, root)], _body_files(sibling)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such file or directory")
     files_dir: Path | None
@@ -125,10 +131,10 @@ def load_directory(root: Path) -> tuple[list[tuple[str, Any]], dict[str, bytes]]
         files_dir = root / "__files"
         if not files_dir.is_dir() and root.name == "mappings":
             files_dir = root.parent / "__files"
-    mappings: list[tuple[str, Any]] = []
+    mappings: list[tuple[str, Path]] = []
     for path in sorted(mappings_dir.rglob("*.json")):
         if path.is_file() and not (files_dir is not None and path.is_relative_to(files_dir)):
-            mappings.append((path.relative_to(mappings_dir).as_posix(), _read_json(path)))
+            mappings.append((path.relative_to(mappings_dir).as_posix(), path))
     return mappings, _body_files(files_dir)
 
 
