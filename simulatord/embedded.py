@@ -63,9 +63,6 @@ class _Context:
     async def abort_with_status(self, status: grpc.Status) -> None:
         await self.abort(status.code, status.details, status.trailing_metadata)
 
-    def cancelled(self) -> bool:
-        return False
-
 
 class ThreadDaemon:
     """`with ThreadDaemon() as d:` serves on free loopback ports until the block ends; `d.unary(...)` and

@@ -42,7 +42,7 @@ def rich_session(control: pb_grpc.SimulatorServiceStub, tenant: str) -> pb.Creat
             stub("GET", "/flaky", responses=[b.fault("reset"), b.text("ok")]),
             stub("GET", "/cart", text="empty", required_state="", next_state="filled"),
             stub("GET", "/cart", text="full", required_state="filled"),
-            stub("GET", "/hello", response=b.templated(b.text("hi {{ query.name }}"))),
+            stub("GET", "/hello", response=b.templated(b.text("hi {{ request.query.name }}"))),
         ],
     )
     request.session.labels["suite"] = "files"
@@ -88,7 +88,9 @@ def test_an_export_imported_again_exports_the_same_bytes_and_answers_the_same(
     copy_request.parent = "tenants/files"
     copy = control.CreateSession(copy_request)
     assert template_json(export(control, copy.session.name)) == template_json(exported)
-    assert answers(http, copy.session.base_url) == answers(http, original.session.base_url)
+    copied, originals = answers(http, copy.session.base_url), answers(http, original.session.base_url)
+    assert copied == originals
+    assert (200, "hi ada") in originals  # the template is rendered, not echoed
 
 
 def test_an_export_is_a_template_file_for_serve(
