@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from simulatord.config import Settings, resolve_server
+from simulatord.control import recorder
 from simulatord.control.auth import load_credentials
 from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
@@ -155,7 +156,7 @@ async def run(
     await grpc_server.start()
 
     serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)
-    plane = DataPlane(store, simulator.clock, outbound, metrics)
+    plane = DataPlane(store, simulator.clock, outbound, metrics, recorder.record)
     dashboard = (
         # The control plane's credentials, so that a token sees the same tenants on the dashboard as over gRPC.
         DashboardAccess(

@@ -187,6 +187,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         built = self._stubs(key, [(msg, "", where, "") for msg, where in merged.stubs], errors)
         only_stubs = all(v.field.startswith(("stubs[", "template.")) for v in errors.violations)
         errors.raise_if_any(reason="INVALID_STUB" if only_stubs else "INVALID_ARGUMENT")
+        await self.outbound.check_upstreams(built)
         session = self.sim.create_session(key, settings, built)
         return pb.CreateSessionResponse(
             session=sessions.session_to_proto(session, self.sim.addressing),
@@ -198,7 +199,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         self, request: pb.ExportSessionRequest, context: Ctx[pb.ExportSessionRequest, pb.ExportSessionResponse]
     ) -> pb.ExportSessionResponse:
         return pb.ExportSessionResponse(
-            session=sessions.session_to_template(self.sim.session(parse_session(request.name)))
+            session=sessions.session_to_template(self.sim.session(parse_session(request.name)), request.remove_proxies)
         )
 
     @unary
@@ -281,6 +282,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         errors = SpecErrors()
         built = self._stubs(key, [(request.stub, request.stub_id, "stub", "stub_id")], errors)
         errors.raise_if_any(reason="INVALID_STUB")
+        await self.outbound.check_upstreams(built)
         self.sim.create_stubs(key, built)
         return pb.CreateStubResponse(stub=stubs.stub_to_proto(built[0]))
 
@@ -301,6 +303,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         ]
         built = self._stubs(key, items, errors)
         errors.raise_if_any(reason="INVALID_STUB")
+        await self.outbound.check_upstreams(built)
         self.sim.create_stubs(key, built)
         return pb.BatchCreateStubsResponse(stubs=[stubs.stub_to_proto(s) for s in built])
 
@@ -324,7 +327,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         conversion = wiremock.convert(mappings, {file.path: file.content for file in request.body_files})
         gaps = [pb.WireMockGap(mapping=g.mapping, field=g.field, reason=g.reason) for g in conversion.unmapped]
         what = [f"{g.mapping}: {g.field}: {g.reason}" for g in gaps]
-        made = self._import(
+        made = await self._import(
             key, conversion.stubs, what, "WIREMOCK_NOT_CONVERTED", request.strict, request.validate_only
         )
         return pb.ImportWireMockMappingsResponse(stubs=made, unconverted=gaps)
@@ -348,10 +351,12 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         conversion = openapi.convert(document, base_path=request.base_path or None)
         gaps = [pb.OpenApiGap(operation=g.operation, field=g.field, reason=g.reason) for g in conversion.unmapped]
         what = [f"{g.operation}: {g.field}: {g.reason}" for g in gaps]
-        made = self._import(key, conversion.stubs, what, "OPENAPI_NOT_CONVERTED", request.strict, request.validate_only)
+        made = await self._import(
+            key, conversion.stubs, what, "OPENAPI_NOT_CONVERTED", request.strict, request.validate_only
+        )
         return pb.ImportOpenApiResponse(stubs=made, unconverted=gaps)
 
-    def _import(
+    async def _import(
         self,
         key: SessionKey,
         converted: Sequence[stub_pb2.Stub],
@@ -372,6 +377,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         items = [(stub, "", f"converted[{i}] ({stub.description})", "") for i, stub in enumerate(converted)]
         built = self._stubs(key, items, errors)
         errors.raise_if_any(reason="INVALID_STUB")
+        await self.outbound.check_upstreams(built)
         if validate_only:
             self.sim.session(key)  # the session must exist all the same
             return [stubs.stub_to_template(s) for s in built]
@@ -402,6 +408,7 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         errors = SpecErrors()
         built = self._stubs(key, [(request.stub, stub_id, "stub", "stub.name")], errors)
         errors.raise_if_any(reason="INVALID_STUB")
+        await self.outbound.check_upstreams(built)
         return pb.ReplaceStubResponse(stub=stubs.stub_to_proto(self.sim.replace_stub(key, built[0])))
 
     @unary

@@ -430,13 +430,8 @@ def body_test(
             return BodyTest(BodyKind.EQUALS, b"")
         if has_node_equals and node_value is not None:
             errors.add(f"{where}.json_path", "set at most one of equals and value")
-        import jsonpath  # only sessions that program a JSONPath matcher pay for it: it is slow to import
-
-        try:
-            query = json_paths().compile(operand)
-        except jsonpath.JSONPathError as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            errors.add(f"{where}.json_path.expression", f"invalid JSONPath {operand!r}: {first_line}")
+        query = compile_json_path(operand, f"{where}.json_path.expression", errors)
+        if query is None:
             return BodyTest(BodyKind.EQUALS, b"")
         return BodyTest(
             body_kind,
@@ -448,6 +443,18 @@ def body_test(
             has_node_equals=has_node_equals,
         )
     return BodyTest(body_kind, operand, label)
+
+
+def compile_json_path(expression: str, where: str, errors: SpecErrors) -> Any:
+    """A compiled JSONPath query, or None after adding why `expression` is not one to `errors`."""
+    import jsonpath  # only sessions that program a JSONPath pay for it: it is slow to import
+
+    try:
+        return json_paths().compile(expression)
+    except jsonpath.JSONPathError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        errors.add(where, f"invalid JSONPath {expression!r}: {first_line}")
+        return None
 
 
 # --- the whole request ---------------------------------------------------------------------------

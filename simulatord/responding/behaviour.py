@@ -19,6 +19,7 @@ from simulatord.responding.reply import Reply, ResponseSpec
 from simulatord.responding.wire import End, Out, Wire
 
 if TYPE_CHECKING:
+    from simulatord.responding.proxy import Forward, ProxyRecord
     from simulatord.responding.ratelimit import RateDecision
 
 Proceed = Callable[[Reply], Awaitable[End]]
@@ -34,6 +35,7 @@ ORDER: tuple[str, ...] = (
     "sse",
     "chunked",
     "paced_body",
+    "proxy",
 )
 
 
@@ -64,6 +66,8 @@ class Context:
     terminal: Proceed  # the end of the chain: plain delivery (HTTP) or accept/refuse (WebSocket)
     ran: list[str] = field(default_factory=list)  # names of the behaviours entered, in order
     reply: Reply | None = None  # the reply as last handed on, which is what the client got
+    forward: Forward | None = None  # how a proxy reaches its upstream; None where nothing may be proxied
+    proxied: ProxyRecord | None = None  # what a proxy did, for the journal
     _out: Out | None = None
 
     def out(self) -> Out:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from simulatord.matching.request import HttpRequest
 from simulatord.responding.behaviour import Context, Proceed
+from simulatord.responding.proxy import Forward
 from simulatord.responding.wire import Wire
 from simulatord.sessions.session import Selection, Session
 from simulatord.sessions.stubs import Stub
 
 
 def context(
-    session: Session, request: HttpRequest, selection: Selection, stub: Stub, wire: Wire | None, terminal: Proceed
+    session: Session,
+    request: HttpRequest,
+    selection: Selection,
+    stub: Stub,
+    wire: Wire | None,
+    terminal: Proceed,
+    forward: Forward | None = None,
 ) -> Context:
     """What the chain of `stub`'s selected response may read: the request, its captures and counters."""
     return Context(
@@ -22,4 +29,5 @@ def context(
         rate=selection.rate,
         wire=wire,
         terminal=terminal,
+        forward=forward,
     )

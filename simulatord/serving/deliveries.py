@@ -161,7 +161,7 @@ async def _attempt(
     limit = session.limits.max_body_bytes
     try:
         await outbound.check(spec)
-        client = outbound._http()
+        client = outbound.http()
         assert outbound._slots is not None
         sending = client.stream(spec.method, spec.url, headers=headers, content=spec.body)
         async with outbound._slots, asyncio.timeout(spec.retry.timeout), sending as response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from simulatord.matching.request import HttpRequest
 from simulatord.responding.templating import variables
 from simulatord.serving.metrics import Metrics
 from simulatord.sessions.session import Session
+from simulatord.sessions.stubs import Stub
 from simulatord.webhooks.targets import TargetForbidden, Targets
 
 if TYPE_CHECKING:
@@ -42,9 +44,10 @@ class Outbound:
         self._slots: asyncio.Semaphore | None = None
         self._client: httpx.AsyncClient | None = None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:  # made on first use: most sessions never send a webhook
-            # trust_env=False: a proxy from the daemon's environment must not carry deliveries off the host.
+    def http(self) -> httpx.AsyncClient:
+        """The daemon's one HTTP client, for webhooks and proxies alike."""
+        if self._client is None:  # made on first use: most sessions never send a webhook or proxy
+            # trust_env=False: a proxy from the daemon's environment must not carry requests off the host.
             import httpx  # here, not at the top: it takes ~150 ms to import, and most daemons never send a webhook
 
             self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=None)
@@ -62,6 +65,19 @@ class Outbound:
             await self.targets.check(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         except TargetForbidden as exc:
             raise PermissionDenied(str(exc), "WEBHOOK_TARGET_FORBIDDEN", {"url": spec.url}) from None
+
+    async def check_upstreams(self, stubs: Sequence[Stub]) -> None:
+        """Raises PermissionDenied when a proxy's upstream is an address outside the allowed targets. A host name
+        is checked per request only: a compose service's name resolves once its container runs."""
+        for stub in stubs:
+            for proxy in stub.proxies:
+                try:
+                    ipaddress.ip_address(proxy.host)
+                    await self.targets.check(proxy.host, proxy.port)
+                except ValueError:
+                    continue
+                except TargetForbidden as exc:
+                    raise PermissionDenied(str(exc), "PROXY_TARGET_FORBIDDEN", {"upstream": proxy.upstream}) from None
 
     def start(
         self, session: Session, specs: Sequence[WebhookSpec], reverse: bool = False, callback_of: str = ""

@@ -17,6 +17,7 @@ from simulatord.responding.wire import End, Shutdown, Wire, send_plain
 from simulatord.serving import answers, chain, websocket
 from simulatord.serving.metrics import Metrics
 from simulatord.serving.outbound import Outbound, template_values
+from simulatord.serving.proxying import Forwarder, Recorder
 from simulatord.serving.recording import record
 from simulatord.serving.websocket import Socket
 from simulatord.sessions.journal import Exchange
@@ -45,11 +46,13 @@ class DataPlane:
         clock: Callable[[], float] = time.time,
         outbound: Outbound | None = None,
         metrics: Metrics | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.outbound = outbound or Outbound(Targets.parse(DEFAULT_TARGETS), clock=clock, metrics=self.metrics)
+        self.forwarder = Forwarder(self.outbound, recorder)
         self.find: Callable[[SessionKey], Session | None] = store.find  # the hot path's first call, unwrapped
         self.shutdown = Shutdown()
 
@@ -98,10 +101,19 @@ class DataPlane:
                 exchange = record(session, request, reply, self.clock(), stub_name=stub_name, end=end)
             else:
                 send = functools.partial(send_plain, wire=wire)
-                context = chain.context(session, request, selection, stub, wire, send)
+                forward = functools.partial(self.forwarder.forward, session, stub)
+                context = chain.context(session, request, selection, stub, wire, send, forward)
                 end, reply = await behaviour.run(spec.behaviours, reply, context)
-                ran = context.ran
-                exchange = record(session, request, reply, self.clock(), stub_name=stub_name, end=end, behaviours=ran)
+                exchange = record(
+                    session,
+                    request,
+                    reply,
+                    self.clock(),
+                    stub_name=stub_name,
+                    end=end,
+                    behaviours=context.ran,
+                    proxy=context.proxied,
+                )
             if stub.callbacks:
                 values = template_values(
                     request,

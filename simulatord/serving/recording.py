@@ -16,6 +16,7 @@ from simulatord.sessions.session import Session
 
 if TYPE_CHECKING:
     from simulatord.llm.simulation import LlmRecord
+    from simulatord.responding.proxy import ProxyRecord
     from simulatord.webhooks.spec import WebhookRecord
 
 
@@ -33,6 +34,7 @@ def record(
     body_size: int | None = None,
     llm: LlmRecord | None = None,
     webhook: WebhookRecord | None = None,
+    proxy: ProxyRecord | None = None,
 ) -> Exchange:
     """Appends the exchange of one request and the reply it got, as sent; the body is kept up to the limit.
     `body_size` is the size of a body that was not kept at all (over the daemon's limit, say)."""
@@ -61,6 +63,7 @@ def record(
             kind=kind,
             llm=llm,
             webhook=webhook,
+            proxy=proxy,
         )
     )
 

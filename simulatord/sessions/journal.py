@@ -17,6 +17,7 @@ from simulatord.responding.wire import End
 
 if TYPE_CHECKING:
     from simulatord.llm.simulation import LlmRecord
+    from simulatord.responding.proxy import ProxyRecord
     from simulatord.webhooks.spec import WebhookRecord
 
 
@@ -80,6 +81,7 @@ class Exchange:
     frame: Frame | None = None  # for kind WEBSOCKET_FRAME
     llm: LlmRecord | None = None  # for a request the session's LLM simulation answered or refused
     webhook: WebhookRecord | None = None  # for kind WEBHOOK
+    proxy: ProxyRecord | None = None  # for a request a proxy stub forwarded
 
     @property
     def unmatched(self) -> bool:

@@ -12,6 +12,7 @@ from simulatord.matching.matchers import RequestMatcher
 from simulatord.names import ID_RULE, new_id, valid_id
 from simulatord.responding import ratelimit
 from simulatord.responding.behaviour import with_behaviours
+from simulatord.responding.proxy import Proxy
 from simulatord.responding.ratelimit import RATE_LIMIT_HEADERS, RateLimitRule
 from simulatord.responding.reply import ResponseSpec
 from simulatord.responding.websocket import ACCEPT_UPGRADE, Conversation, check_upgrade_response
@@ -55,6 +56,11 @@ class Stub:
     websocket: Conversation | None = None  # set: the stub answers WebSocket upgrades only
     scenario: str = ""  # which named scenario required_state/next_state refer to; empty: the session's state
     callbacks: tuple[CallbackSpec, ...] = ()  # webhooks sent each time the stub matches
+
+    @property
+    def proxies(self) -> tuple[Proxy, ...]:
+        """The proxies among its responses' behaviours."""
+        return tuple(b for spec in self.responses for b in spec.behaviours if isinstance(b, Proxy))
 
     @property
     def exhausted(self) -> bool:

@@ -29,7 +29,7 @@ from simulatord.v1 import stub_pb2 as simulatord_dot_v1_dot_stub__pb2
 from simulatord.v1 import webhook_pb2 as simulatord_dot_v1_dot_webhook__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csimulatord/v1/exchange.proto\x12\rsimulatord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17simulatord/v1/llm.proto\x1a\x18simulatord/v1/stub.proto\x1a\x1bsimulatord/v1/webhook.proto\"\xfc\x02\n\x08\x45xchange\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12/\n\x07request\x18\x03 \x01(\x0b\x32\x1e.simulatord.v1.RecordedRequest\x12\x0c\n\x04stub\x18\x04 \x01(\t\x12,\n\x0bnear_misses\x18\x05 \x03(\x0b\x32\x17.simulatord.v1.NearMiss\x12\x31\n\x08response\x18\x06 \x01(\x0b\x32\x1f.simulatord.v1.RecordedResponse\x12)\n\x04kind\x18\n \x01(\x0e\x32\x1b.simulatord.v1.ExchangeKind\x12,\n\x05\x66rame\x18\x0b \x01(\x0b\x32\x1d.simulatord.v1.WebSocketFrame\x12\'\n\x03llm\x18\x0c \x01(\x0b\x32\x1a.simulatord.v1.LlmExchange\x12.\n\x07webhook\x18\r \x01(\x0b\x32\x1d.simulatord.v1.WebhookAttempt\"\xc5\x02\n\x0fRecordedRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x14\n\x0cquery_string\x18\x03 \x01(\t\x12,\n\x05query\x18\x04 \x03(\x0b\x32\x1d.simulatord.v1.QueryParameter\x12&\n\x07headers\x18\x05 \x03(\x0b\x32\x15.simulatord.v1.Header\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x16\n\x0e\x62ody_truncated\x18\x07 \x01(\x08\x12\x11\n\tbody_size\x18\x08 \x01(\x03\x12\x30\n\x0creceive_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0chttp_version\x18\n \x01(\t\x12\'\n\x07routing\x18\x0b \x01(\x0e\x32\x16.simulatord.v1.Routing\"-\n\x0eQueryParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xeb\x01\n\x10RecordedResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12&\n\x07headers\x18\x02 \x03(\x0b\x32\x15.simulatord.v1.Header\x12\x11\n\tbody_size\x18\x03 \x01(\x03\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x03\x65nd\x18\x05 \x01(\x0e\x32\x1a.simulatord.v1.ResponseEnd\x12\x13\n\x0b\x65vent_count\x18\x06 \x01(\x03\x12\x12\n\nbehaviours\x18\x07 \x03(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"Z\n\x08NearMiss\x12\x0c\n\x04stub\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nmismatches\x18\x03 \x03(\x0b\x32\x17.simulatord.v1.Mismatch\";\n\x08Mismatch\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x10\n\x08\x65xpected\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x03 \x01(\t\"\x81\x01\n\x0e\x45xchangeFilter\x12.\n\x0bmatch_state\x18\x01 \x01(\x0e\x32\x19.simulatord.v1.MatchState\x12\x0c\n\x04stub\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x05 \x01(\t\"V\n\nStubReport\x12\x0c\n\x04stub\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0bmatch_count\x18\x03 \x01(\x03\x12\x10\n\x08\x65xpected\x18\x04 \x01(\t\"\xd6\x01\n\x0eWebSocketFrame\x12\x12\n\nconnection\x18\x01 \x01(\x03\x12\x30\n\tdirection\x18\x02 \x01(\x0e\x32\x1d.simulatord.v1.FrameDirection\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x10\n\x06\x62inary\x18\x04 \x01(\x0cH\x00\x12\x33\n\x05\x63lose\x18\x05 \x01(\x0b\x32\".simulatord.v1.WebSocketCloseFrameH\x00\x12\x0c\n\x04size\x18\x06 \x01(\x03\x12\x0e\n\x06origin\x18\x07 \x01(\tB\t\n\x07payload\"3\n\x13WebSocketCloseFrame\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t*a\n\x07Routing\x12\x17\n\x13ROUTING_UNSPECIFIED\x10\x00\x12\x17\n\x13ROUTING_PATH_PREFIX\x10\x01\x12\x10\n\x0cROUTING_HOST\x10\x02\x12\x12\n\x0eROUTING_HEADER\x10\x03*\x86\x01\n\x0bResponseEnd\x12\x1c\n\x18RESPONSE_END_UNSPECIFIED\x10\x00\x12\x19\n\x15RESPONSE_END_COMPLETE\x10\x01\x12$\n RESPONSE_END_CLIENT_DISCONNECTED\x10\x02\x12\x18\n\x14RESPONSE_END_ABORTED\x10\x03*]\n\nMatchState\x12\x1b\n\x17MATCH_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MATCH_STATE_MATCHED\x10\x01\x12\x19\n\x15MATCH_STATE_UNMATCHED\x10\x02*\xa8\x01\n\x0c\x45xchangeKind\x12\x1d\n\x19\x45XCHANGE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45XCHANGE_KIND_HTTP\x10\x01\x12#\n\x1f\x45XCHANGE_KIND_WEBSOCKET_UPGRADE\x10\x02\x12!\n\x1d\x45XCHANGE_KIND_WEBSOCKET_FRAME\x10\x03\x12\x19\n\x15\x45XCHANGE_KIND_WEBHOOK\x10\x04*l\n\x0e\x46rameDirection\x12\x1f\n\x1b\x46RAME_DIRECTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46RAME_DIRECTION_INBOUND\x10\x01\x12\x1c\n\x18\x46RAME_DIRECTION_OUTBOUND\x10\x02\x42Y\n\x11\x64\x65v.simulatord.v1P\x01ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csimulatord/v1/exchange.proto\x12\rsimulatord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17simulatord/v1/llm.proto\x1a\x18simulatord/v1/stub.proto\x1a\x1bsimulatord/v1/webhook.proto\"\xa9\x03\n\x08\x45xchange\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12/\n\x07request\x18\x03 \x01(\x0b\x32\x1e.simulatord.v1.RecordedRequest\x12\x0c\n\x04stub\x18\x04 \x01(\t\x12,\n\x0bnear_misses\x18\x05 \x03(\x0b\x32\x17.simulatord.v1.NearMiss\x12\x31\n\x08response\x18\x06 \x01(\x0b\x32\x1f.simulatord.v1.RecordedResponse\x12)\n\x04kind\x18\n \x01(\x0e\x32\x1b.simulatord.v1.ExchangeKind\x12,\n\x05\x66rame\x18\x0b \x01(\x0b\x32\x1d.simulatord.v1.WebSocketFrame\x12\'\n\x03llm\x18\x0c \x01(\x0b\x32\x1a.simulatord.v1.LlmExchange\x12.\n\x07webhook\x18\r \x01(\x0b\x32\x1d.simulatord.v1.WebhookAttempt\x12+\n\x05proxy\x18\x0e \x01(\x0b\x32\x1c.simulatord.v1.ProxyExchange\"~\n\rProxyExchange\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x15\n\rrecorded_stub\x18\x02 \x01(\t\x12\x14\n\x0cnot_recorded\x18\x03 \x01(\t\x12\x33\n\x10upstream_latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xc5\x02\n\x0fRecordedRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x14\n\x0cquery_string\x18\x03 \x01(\t\x12,\n\x05query\x18\x04 \x03(\x0b\x32\x1d.simulatord.v1.QueryParameter\x12&\n\x07headers\x18\x05 \x03(\x0b\x32\x15.simulatord.v1.Header\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x16\n\x0e\x62ody_truncated\x18\x07 \x01(\x08\x12\x11\n\tbody_size\x18\x08 \x01(\x03\x12\x30\n\x0creceive_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0chttp_version\x18\n \x01(\t\x12\'\n\x07routing\x18\x0b \x01(\x0e\x32\x16.simulatord.v1.Routing\"-\n\x0eQueryParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xeb\x01\n\x10RecordedResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12&\n\x07headers\x18\x02 \x03(\x0b\x32\x15.simulatord.v1.Header\x12\x11\n\tbody_size\x18\x03 \x01(\x03\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x03\x65nd\x18\x05 \x01(\x0e\x32\x1a.simulatord.v1.ResponseEnd\x12\x13\n\x0b\x65vent_count\x18\x06 \x01(\x03\x12\x12\n\nbehaviours\x18\x07 \x03(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"Z\n\x08NearMiss\x12\x0c\n\x04stub\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nmismatches\x18\x03 \x03(\x0b\x32\x17.simulatord.v1.Mismatch\";\n\x08Mismatch\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x10\n\x08\x65xpected\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x03 \x01(\t\"\x81\x01\n\x0e\x45xchangeFilter\x12.\n\x0bmatch_state\x18\x01 \x01(\x0e\x32\x19.simulatord.v1.MatchState\x12\x0c\n\x04stub\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x05 \x01(\t\"V\n\nStubReport\x12\x0c\n\x04stub\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0bmatch_count\x18\x03 \x01(\x03\x12\x10\n\x08\x65xpected\x18\x04 \x01(\t\"\xd6\x01\n\x0eWebSocketFrame\x12\x12\n\nconnection\x18\x01 \x01(\x03\x12\x30\n\tdirection\x18\x02 \x01(\x0e\x32\x1d.simulatord.v1.FrameDirection\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x10\n\x06\x62inary\x18\x04 \x01(\x0cH\x00\x12\x33\n\x05\x63lose\x18\x05 \x01(\x0b\x32\".simulatord.v1.WebSocketCloseFrameH\x00\x12\x0c\n\x04size\x18\x06 \x01(\x03\x12\x0e\n\x06origin\x18\x07 \x01(\tB\t\n\x07payload\"3\n\x13WebSocketCloseFrame\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t*a\n\x07Routing\x12\x17\n\x13ROUTING_UNSPECIFIED\x10\x00\x12\x17\n\x13ROUTING_PATH_PREFIX\x10\x01\x12\x10\n\x0cROUTING_HOST\x10\x02\x12\x12\n\x0eROUTING_HEADER\x10\x03*\x86\x01\n\x0bResponseEnd\x12\x1c\n\x18RESPONSE_END_UNSPECIFIED\x10\x00\x12\x19\n\x15RESPONSE_END_COMPLETE\x10\x01\x12$\n RESPONSE_END_CLIENT_DISCONNECTED\x10\x02\x12\x18\n\x14RESPONSE_END_ABORTED\x10\x03*]\n\nMatchState\x12\x1b\n\x17MATCH_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MATCH_STATE_MATCHED\x10\x01\x12\x19\n\x15MATCH_STATE_UNMATCHED\x10\x02*\xa8\x01\n\x0c\x45xchangeKind\x12\x1d\n\x19\x45XCHANGE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45XCHANGE_KIND_HTTP\x10\x01\x12#\n\x1f\x45XCHANGE_KIND_WEBSOCKET_UPGRADE\x10\x02\x12!\n\x1d\x45XCHANGE_KIND_WEBSOCKET_FRAME\x10\x03\x12\x19\n\x15\x45XCHANGE_KIND_WEBHOOK\x10\x04*l\n\x0e\x46rameDirection\x12\x1f\n\x1b\x46RAME_DIRECTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46RAME_DIRECTION_INBOUND\x10\x01\x12\x1c\n\x18\x46RAME_DIRECTION_OUTBOUND\x10\x02\x42Y\n\x11\x64\x65v.simulatord.v1P\x01ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,34 +37,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'simulatord.v1.exchange_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\021dev.simulatord.v1P\001ZBgithub.com/simulatord/simulatord/gen/go/simulatord/v1;simulatordv1'
-  _globals['_ROUTING']._serialized_start=1831
-  _globals['_ROUTING']._serialized_end=1928
-  _globals['_RESPONSEEND']._serialized_start=1931
-  _globals['_RESPONSEEND']._serialized_end=2065
-  _globals['_MATCHSTATE']._serialized_start=2067
-  _globals['_MATCHSTATE']._serialized_end=2160
-  _globals['_EXCHANGEKIND']._serialized_start=2163
-  _globals['_EXCHANGEKIND']._serialized_end=2331
-  _globals['_FRAMEDIRECTION']._serialized_start=2333
-  _globals['_FRAMEDIRECTION']._serialized_end=2441
+  _globals['_ROUTING']._serialized_start=2004
+  _globals['_ROUTING']._serialized_end=2101
+  _globals['_RESPONSEEND']._serialized_start=2104
+  _globals['_RESPONSEEND']._serialized_end=2238
+  _globals['_MATCHSTATE']._serialized_start=2240
+  _globals['_MATCHSTATE']._serialized_end=2333
+  _globals['_EXCHANGEKIND']._serialized_start=2336
+  _globals['_EXCHANGEKIND']._serialized_end=2504
+  _globals['_FRAMEDIRECTION']._serialized_start=2506
+  _globals['_FRAMEDIRECTION']._serialized_end=2614
   _globals['_EXCHANGE']._serialized_start=193
-  _globals['_EXCHANGE']._serialized_end=573
-  _globals['_RECORDEDREQUEST']._serialized_start=576
-  _globals['_RECORDEDREQUEST']._serialized_end=901
-  _globals['_QUERYPARAMETER']._serialized_start=903
-  _globals['_QUERYPARAMETER']._serialized_end=948
-  _globals['_RECORDEDRESPONSE']._serialized_start=951
-  _globals['_RECORDEDRESPONSE']._serialized_end=1186
-  _globals['_NEARMISS']._serialized_start=1188
-  _globals['_NEARMISS']._serialized_end=1278
-  _globals['_MISMATCH']._serialized_start=1280
-  _globals['_MISMATCH']._serialized_end=1339
-  _globals['_EXCHANGEFILTER']._serialized_start=1342
-  _globals['_EXCHANGEFILTER']._serialized_end=1471
-  _globals['_STUBREPORT']._serialized_start=1473
-  _globals['_STUBREPORT']._serialized_end=1559
-  _globals['_WEBSOCKETFRAME']._serialized_start=1562
-  _globals['_WEBSOCKETFRAME']._serialized_end=1776
-  _globals['_WEBSOCKETCLOSEFRAME']._serialized_start=1778
-  _globals['_WEBSOCKETCLOSEFRAME']._serialized_end=1829
+  _globals['_EXCHANGE']._serialized_end=618
+  _globals['_PROXYEXCHANGE']._serialized_start=620
+  _globals['_PROXYEXCHANGE']._serialized_end=746
+  _globals['_RECORDEDREQUEST']._serialized_start=749
+  _globals['_RECORDEDREQUEST']._serialized_end=1074
+  _globals['_QUERYPARAMETER']._serialized_start=1076
+  _globals['_QUERYPARAMETER']._serialized_end=1121
+  _globals['_RECORDEDRESPONSE']._serialized_start=1124
+  _globals['_RECORDEDRESPONSE']._serialized_end=1359
+  _globals['_NEARMISS']._serialized_start=1361
+  _globals['_NEARMISS']._serialized_end=1451
+  _globals['_MISMATCH']._serialized_start=1453
+  _globals['_MISMATCH']._serialized_end=1512
+  _globals['_EXCHANGEFILTER']._serialized_start=1515
+  _globals['_EXCHANGEFILTER']._serialized_end=1644
+  _globals['_STUBREPORT']._serialized_start=1646
+  _globals['_STUBREPORT']._serialized_end=1732
+  _globals['_WEBSOCKETFRAME']._serialized_start=1735
+  _globals['_WEBSOCKETFRAME']._serialized_end=1949
+  _globals['_WEBSOCKETCLOSEFRAME']._serialized_start=1951
+  _globals['_WEBSOCKETCLOSEFRAME']._serialized_end=2002
 # @@protoc_insertion_point(module_scope)

@@ -184,6 +184,7 @@ class Exchange(_message.Message):
     FRAME_FIELD_NUMBER: _builtins.int
     LLM_FIELD_NUMBER: _builtins.int
     WEBHOOK_FIELD_NUMBER: _builtins.int
+    PROXY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `tenants/{tenant}/sessions/{session}/exchanges/{sequence}`."""
     sequence: _builtins.int
@@ -225,6 +226,10 @@ class Exchange(_message.Message):
         (method, the URL's path and query, headers, body) and `response` what the receiver answered.
         """
 
+    @_builtins.property
+    def proxy(self) -> Global___ProxyExchange:
+        """For a request a proxy stub forwarded: where it went and what was recorded."""
+
     def __init__(
         self,
         *,
@@ -238,14 +243,55 @@ class Exchange(_message.Message):
         frame: Global___WebSocketFrame | None = ...,
         llm: _llm_pb2.LlmExchange | None = ...,
         webhook: _webhook_pb2.WebhookAttempt | None = ...,
+        proxy: Global___ProxyExchange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "llm", b"llm", "request", b"request", "response", b"response", "webhook", b"webhook"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "llm", b"llm", "proxy", b"proxy", "request", b"request", "response", b"response", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "kind", b"kind", "llm", b"llm", "name", b"name", "near_misses", b"near_misses", "request", b"request", "response", b"response", "sequence", b"sequence", "stub", b"stub", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame", b"frame", "kind", b"kind", "llm", b"llm", "name", b"name", "near_misses", b"near_misses", "proxy", b"proxy", "request", b"request", "response", b"response", "sequence", b"sequence", "stub", b"stub", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Exchange: _TypeAlias = Exchange  # noqa: Y015
+
+@_typing.final
+class ProxyExchange(_message.Message):
+    """What a proxy stub did with one request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    RECORDED_STUB_FIELD_NUMBER: _builtins.int
+    NOT_RECORDED_FIELD_NUMBER: _builtins.int
+    UPSTREAM_LATENCY_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """The URL the request was forwarded to."""
+    recorded_stub: _builtins.str
+    """The stub the answer was recorded into (PROXY_MODE_RECORD_ONCE and _ALWAYS); empty when nothing was
+    recorded, or when a stub recorded for the same request already existed (RECORD_ONCE).
+    """
+    not_recorded: _builtins.str
+    """Why the answer was not recorded, in a recording mode: the upstream could not be reached or broke
+    off the body, the body was too large, the recorded stub was refused (the reason given).
+    """
+    @_builtins.property
+    def upstream_latency(self) -> _duration_pb2.Duration:
+        """Time from forwarding the request to the upstream's response headers."""
+
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        recorded_stub: _builtins.str = ...,
+        not_recorded: _builtins.str = ...,
+        upstream_latency: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["upstream_latency", b"upstream_latency"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_recorded", b"not_recorded", "recorded_stub", b"recorded_stub", "upstream_latency", b"upstream_latency", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProxyExchange: _TypeAlias = ProxyExchange  # noqa: Y015
 
 @_typing.final
 class RecordedRequest(_message.Message):

@@ -1307,16 +1307,22 @@ class ExportSessionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    REMOVE_PROXIES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`tenants/{tenant}/sessions/{session}`."""
+    remove_proxies: _builtins.bool
+    """Leave out the stubs that proxy (a response with `proxy`), so that a session recorded through a
+    proxy replays from its recorded stubs alone, without the upstream.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        remove_proxies: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "remove_proxies", b"remove_proxies"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

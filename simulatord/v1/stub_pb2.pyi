@@ -51,6 +51,46 @@ SEQUENCE_END_STOP_MATCHING: SequenceEnd.ValueType  # 3
 """Stop matching, so later requests fall through to other stubs."""
 Global___SequenceEnd: _TypeAlias = SequenceEnd  # noqa: Y015
 
+class _ProxyMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProxyModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProxyMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROXY_MODE_UNSPECIFIED: _ProxyMode.ValueType  # 0
+    """Same as PROXY_MODE_TRANSPARENT."""
+    PROXY_MODE_TRANSPARENT: _ProxyMode.ValueType  # 1
+    """Forward every request; nothing is recorded but the journal."""
+    PROXY_MODE_RECORD_ONCE: _ProxyMode.ValueType  # 2
+    """The first answer to each distinct request (by the recorded matcher) becomes a stub with the
+    proxy stub's priority, created after it, so it answers every later such request instead of the
+    upstream (mountebank's proxyOnce).
+    """
+    PROXY_MODE_RECORD_ALWAYS: _ProxyMode.ValueType  # 3
+    """Every request is forwarded; each answer is appended to the responses of the stub recorded for
+    that request (made with the proxy stub's priority minus one), so repeated requests replay as an
+    ordered sequence once the proxy stub is gone (mountebank's proxyAlways).
+    """
+
+class ProxyMode(_ProxyMode, metaclass=_ProxyModeEnumTypeWrapper):
+    """Whether a proxy turns the upstream's answers into stubs."""
+
+PROXY_MODE_UNSPECIFIED: ProxyMode.ValueType  # 0
+"""Same as PROXY_MODE_TRANSPARENT."""
+PROXY_MODE_TRANSPARENT: ProxyMode.ValueType  # 1
+"""Forward every request; nothing is recorded but the journal."""
+PROXY_MODE_RECORD_ONCE: ProxyMode.ValueType  # 2
+"""The first answer to each distinct request (by the recorded matcher) becomes a stub with the
+proxy stub's priority, created after it, so it answers every later such request instead of the
+upstream (mountebank's proxyOnce).
+"""
+PROXY_MODE_RECORD_ALWAYS: ProxyMode.ValueType  # 3
+"""Every request is forwarded; each answer is appended to the responses of the stub recorded for
+that request (made with the proxy stub's priority minus one), so repeated requests replay as an
+ordered sequence once the proxy stub is gone (mountebank's proxyAlways).
+"""
+Global___ProxyMode: _TypeAlias = ProxyMode  # noqa: Y015
+
 class _FaultKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -637,6 +677,7 @@ class Response(_message.Message):
     SSE_FIELD_NUMBER: _builtins.int
     CHUNKED_FIELD_NUMBER: _builtins.int
     TEMPLATE_FIELD_NUMBER: _builtins.int
+    PROXY_FIELD_NUMBER: _builtins.int
     status: _builtins.int
     """HTTP status; 0 means 200."""
     body_bytes: _builtins.bytes
@@ -689,6 +730,14 @@ class Response(_message.Message):
     def template(self) -> Global___ResponseTemplate:
         """Renders this response from the request (see ResponseTemplate); unset: sent as programmed."""
 
+    @_builtins.property
+    def proxy(self) -> Global___Proxy:
+        """Forwards the request to a real upstream and sends its answer back as it arrives (see Proxy).
+        Not combinable with a body, a stream, a fault, `body_delay`, `dribble` or a template; `status`
+        must be 0 and `headers` empty, as the upstream's are sent. `delay`, `header_delay` and a stub's
+        `rate_limit` act before the request is forwarded. Not for WebSocket stubs.
+        """
+
     def __init__(
         self,
         *,
@@ -705,10 +754,11 @@ class Response(_message.Message):
         sse: Global___SseStream | None = ...,
         chunked: Global___ChunkedStream | None = ...,
         template: Global___ResponseTemplate | None = ...,
+        proxy: Global___Proxy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_bytes", b"body_bytes", "body_delay", b"body_delay", "body_json", b"body_json", "body_text", b"body_text", "chunked", b"chunked", "delay", b"delay", "dribble", b"dribble", "fault", b"fault", "header_delay", b"header_delay", "sse", b"sse", "stream", b"stream", "template", b"template"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_bytes", b"body_bytes", "body_delay", b"body_delay", "body_json", b"body_json", "body_text", b"body_text", "chunked", b"chunked", "delay", b"delay", "dribble", b"dribble", "fault", b"fault", "header_delay", b"header_delay", "proxy", b"proxy", "sse", b"sse", "stream", b"stream", "template", b"template"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_bytes", b"body_bytes", "body_delay", b"body_delay", "body_json", b"body_json", "body_text", b"body_text", "chunked", b"chunked", "delay", b"delay", "dribble", b"dribble", "fault", b"fault", "header_delay", b"header_delay", "headers", b"headers", "sse", b"sse", "status", b"status", "stream", b"stream", "template", b"template"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_bytes", b"body_bytes", "body_delay", b"body_delay", "body_json", b"body_json", "body_text", b"body_text", "chunked", b"chunked", "delay", b"delay", "dribble", b"dribble", "fault", b"fault", "header_delay", b"header_delay", "headers", b"headers", "proxy", b"proxy", "sse", b"sse", "status", b"status", "stream", b"stream", "template", b"template"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["body_bytes", "body_text", "body_json"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
@@ -720,6 +770,136 @@ class Response(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_stream) -> _WhichOneofReturnType_stream | None: ...
 
 Global___Response: _TypeAlias = Response  # noqa: Y015
+
+@_typing.final
+class Proxy(_message.Message):
+    """Forwards requests to a real upstream and, in the recording modes, turns what it answers into
+    stubs of the same session: record once against the real API, export the session
+    (`remove_proxies`), replay it without the upstream.
+
+    The request goes to `upstream` followed by its path below the session's base URL and its query
+    string, with the client's headers except the hop-by-hop ones, `host` and `x-simulatord-session`.
+    The answer is streamed back as it arrives (status, headers, body bytes undecoded), so SSE and large
+    bodies keep their timing. An upstream that cannot be reached is answered 502 (reason
+    PROXY_UPSTREAM_UNAVAILABLE or PROXY_TARGET_FORBIDDEN), one too slow to send its headers 504
+    (PROXY_UPSTREAM_TIMEOUT); one that breaks off the body mid-way has the client's connection reset
+    too. The exchange says where the request went and what was recorded (`Exchange.proxy`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPSTREAM_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    REQUEST_HEADERS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    upstream: _builtins.str
+    """The upstream's base URL: `http://` or `https://`, a host, an optional port and path prefix, no
+    query or fragment. Its host must be allowed by the daemon's `--webhook-targets` (loopback and
+    private networks by default): an IP address is checked when programmed (PERMISSION_DENIED,
+    PROXY_TARGET_FORBIDDEN), a host name per request, once resolved.
+    """
+    mode: Global___ProxyMode.ValueType
+    """Whether and how answers become stubs."""
+    @_builtins.property
+    def request_headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Header]:
+        """Headers set on the forwarded request, replacing the client's of the same name (e.g. a real API
+        key only the daemon's environment holds). Never recorded.
+        """
+
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """How long to wait for the upstream's response headers; unset: 30 seconds, at most 600."""
+
+    @_builtins.property
+    def record(self) -> Global___RecordOptions:
+        """What recorded stubs match on, what they leave out and how they replay timing."""
+
+    def __init__(
+        self,
+        *,
+        upstream: _builtins.str = ...,
+        mode: Global___ProxyMode.ValueType = ...,
+        request_headers: _abc.Iterable[Global___Header] | None = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        record: Global___RecordOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode", "record", b"record", "request_headers", b"request_headers", "timeout", b"timeout", "upstream", b"upstream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Proxy: _TypeAlias = Proxy  # noqa: Y015
+
+@_typing.final
+class RecordOptions(_message.Message):
+    """How a proxy's answers become stubs. A recorded stub matches the method and the exact path, the
+    query parameters (unless `ignore_query`) and whatever is chosen here; it answers with the status,
+    headers and body bytes the upstream sent. An SSE answer (`text/event-stream`) is recorded event by
+    event with the time before each, as an SseStream when the events re-encode to the same bytes and a
+    ChunkedStream of the raw event blocks otherwise; an SSE stream the upstream broke off is recorded
+    with `abort_after`. A body the upstream broke off otherwise, or larger than 32 MiB, is not recorded
+    (`ProxyExchange.not_recorded` says why).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCH_HEADERS_FIELD_NUMBER: _builtins.int
+    MATCH_JSON_PATHS_FIELD_NUMBER: _builtins.int
+    MATCH_BODY_FIELD_NUMBER: _builtins.int
+    IGNORE_QUERY_FIELD_NUMBER: _builtins.int
+    REDACT_HEADERS_FIELD_NUMBER: _builtins.int
+    KEEP_SECRETS_FIELD_NUMBER: _builtins.int
+    TIMING_SCALE_FIELD_NUMBER: _builtins.int
+    match_body: _builtins.bool
+    """The recorded stub requires the whole body, byte for byte."""
+    ignore_query: _builtins.bool
+    """Do not require the recorded query parameters."""
+    keep_secrets: _builtins.bool
+    """Redact nothing (`redact_headers` must then be empty)."""
+    timing_scale: _builtins.float
+    """Recorded SSE timing (the wait before each event) is multiplied by this: unset means 1, as
+    recorded; 0 replays without waits. Between 0 and 100.
+    """
+    @_builtins.property
+    def match_headers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Request headers the recorded stub requires with the recorded value (names, case-insensitive); a
+        header the request did not have must then be absent. A redacted header is only required present.
+        """
+
+    @_builtins.property
+    def match_json_paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """JSONPath expressions over a JSON request body: the recorded stub requires the first node each
+        selects to equal the recorded value, or the expression to select nothing when it selected nothing.
+        """
+
+    @_builtins.property
+    def redact_headers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Headers whose values recorded stubs replace by `[redacted]`, in the responses they send.
+        Empty: authorization, proxy-authorization, x-api-key, api-key, cookie and set-cookie.
+        """
+
+    def __init__(
+        self,
+        *,
+        match_headers: _abc.Iterable[_builtins.str] | None = ...,
+        match_json_paths: _abc.Iterable[_builtins.str] | None = ...,
+        match_body: _builtins.bool = ...,
+        ignore_query: _builtins.bool = ...,
+        redact_headers: _abc.Iterable[_builtins.str] | None = ...,
+        keep_secrets: _builtins.bool = ...,
+        timing_scale: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_timing_scale", b"_timing_scale", "timing_scale", b"timing_scale"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_timing_scale", b"_timing_scale", "ignore_query", b"ignore_query", "keep_secrets", b"keep_secrets", "match_body", b"match_body", "match_headers", b"match_headers", "match_json_paths", b"match_json_paths", "redact_headers", b"redact_headers", "timing_scale", b"timing_scale"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__timing_scale: _TypeAlias = _typing.Literal["timing_scale"]  # noqa: Y015
+    _WhichOneofArgType__timing_scale: _TypeAlias = _typing.Literal["_timing_scale", b"_timing_scale"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timing_scale) -> _WhichOneofReturnType__timing_scale | None: ...
+
+Global___RecordOptions: _TypeAlias = RecordOptions  # noqa: Y015
 
 @_typing.final
 class ResponseTemplate(_message.Message):

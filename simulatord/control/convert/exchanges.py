@@ -15,6 +15,7 @@ from simulatord.v1 import exchange_pb2, stub_pb2
 
 if TYPE_CHECKING:
     from simulatord.llm.simulation import LlmRecord
+    from simulatord.responding.proxy import ProxyRecord
     from simulatord.v1 import llm_pb2, webhook_pb2
     from simulatord.webhooks.spec import WebhookRecord
 
@@ -88,6 +89,7 @@ def exchange_to_proto(value: Exchange, key: SessionKey) -> exchange_pb2.Exchange
         frame=frame_to_proto(value.frame) if value.frame is not None else None,
         llm=_llm_record(value.llm) if value.llm is not None else None,
         webhook=_webhook_attempt(value.webhook) if value.webhook is not None else None,
+        proxy=_proxy_record(value.proxy) if value.proxy is not None else None,
         near_misses=[
             exchange_pb2.NearMiss(
                 stub=miss.stub_name,
@@ -116,6 +118,15 @@ def _llm_record(record: LlmRecord) -> llm_pb2.LlmExchange:
     from simulatord.control.convert.llm import record_to_proto
 
     return record_to_proto(record)
+
+
+def _proxy_record(record: ProxyRecord) -> exchange_pb2.ProxyExchange:
+    return exchange_pb2.ProxyExchange(
+        url=record.url,
+        recorded_stub=record.recorded_stub,
+        not_recorded=record.not_recorded,
+        upstream_latency=duration(record.latency),
+    )
 
 
 def _webhook_attempt(record: WebhookRecord) -> webhook_pb2.WebhookAttempt:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from simulatord.control.convert.scalars import oneof, seconds
 from simulatord.errors import SpecErrors
 from simulatord.responding import delivery, faults, streaming, templating, timing
+from simulatord.responding import proxy as proxying
 from simulatord.responding.behaviour import Behaviour, with_behaviours
 from simulatord.responding.reply import ResponseSpec, response_spec
 from simulatord.v1 import stub_pb2
@@ -59,7 +60,58 @@ def response(msg: stub_pb2.Response, where: str, errors: SpecErrors) -> Response
     spec = with_behaviours(spec, *behaviours)
     if any(msg.HasField(name) for name in _DELIVERY_FIELDS):
         spec = _delivered(msg, spec, where, errors)
+    if msg.HasField("proxy"):
+        spec = with_behaviours(spec, _proxy(msg, spec, where, errors))
     return spec
+
+
+_PROXY_MODES = {
+    stub_pb2.PROXY_MODE_UNSPECIFIED: proxying.ProxyMode.TRANSPARENT,
+    stub_pb2.PROXY_MODE_TRANSPARENT: proxying.ProxyMode.TRANSPARENT,
+    stub_pb2.PROXY_MODE_RECORD_ONCE: proxying.ProxyMode.RECORD_ONCE,
+    stub_pb2.PROXY_MODE_RECORD_ALWAYS: proxying.ProxyMode.RECORD_ALWAYS,
+}
+# What the upstream's answer replaces; `delay` and `header_delay` wait before forwarding, so they stay.
+_NOT_WITH_PROXY: tuple[Literal["body_delay", "dribble", "fault", "sse", "chunked", "template"], ...] = (
+    "body_delay",
+    "dribble",
+    "fault",
+    "sse",
+    "chunked",
+    "template",
+)
+
+
+def _proxy(msg: stub_pb2.Response, spec: ResponseSpec, where: str, errors: SpecErrors) -> proxying.Proxy:
+    for name in _NOT_WITH_PROXY:
+        if msg.HasField(name):
+            errors.add(f"{where}.{name}", "cannot be combined with proxy: the upstream's answer is sent as it arrives")
+    at = f"{where}.proxy"
+    proxy = msg.proxy
+    if proxy.mode not in _PROXY_MODES:
+        errors.add(f"{at}.mode", f"unknown ProxyMode value {proxy.mode}")
+    record = proxy.record
+    options = proxying.record_options(
+        list(record.match_headers),
+        list(record.match_json_paths),
+        record.match_body,
+        record.ignore_query,
+        list(record.redact_headers),
+        record.keep_secrets,
+        record.timing_scale if record.HasField("timing_scale") else None,
+        f"{at}.record",
+        errors,
+    )
+    return proxying.proxy(
+        spec,
+        proxy.upstream,
+        _PROXY_MODES.get(proxy.mode, proxying.ProxyMode.TRANSPARENT),
+        tuple((h.name, h.value) for h in proxy.request_headers),
+        seconds(proxy.timeout) if proxy.HasField("timeout") else None,
+        options,
+        at,
+        errors,
+    )
 
 
 def delay(msg: stub_pb2.Delay, where: str, errors: SpecErrors) -> timing.Delay | None:

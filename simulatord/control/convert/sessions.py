@@ -73,9 +73,9 @@ def session_to_proto(value: Session, addressing: Addressing) -> session_pb2.Sess
     )
 
 
-def session_to_template(value: Session) -> pb.CreateSessionRequest:
+def session_to_template(value: Session, remove_proxies: bool = False) -> pb.CreateSessionRequest:
     """The session as CreateSession takes it: its settings and its stubs in creation order (which decides ties
-    between stubs of equal priority), without anything the daemon fills in."""
+    between stubs of equal priority), without anything the daemon fills in; without the proxy stubs if asked."""
     settings = session_pb2.Session(
         labels=value.labels,
         ttl=duration(value.ttl),
@@ -88,7 +88,7 @@ def session_to_template(value: Session) -> pb.CreateSessionRequest:
         redact_headers=sorted(value.redact_headers),
         llm=value.llm.source if value.llm is not None and isinstance(value.llm.source, llm_pb2.LlmSimulation) else None,
     )
-    ordered = sorted(value.stubs, key=lambda stub: stub.order)
+    ordered = sorted((s for s in value.stubs if not (remove_proxies and s.proxies)), key=lambda stub: stub.order)
     return pb.CreateSessionRequest(session=settings, stubs=[stub_to_template(s) for s in ordered])
 
 
