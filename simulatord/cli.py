@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("session", type=_session_name, help="tenants/{tenant}/sessions/{session}")
     export.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
     export.add_argument("--journal", default="", help="also write the exchanges the journal keeps to FILE (JSON lines)")
+    export.add_argument(
+        "--remove-proxies", action="store_true", help="leave out the stubs that proxy, keeping those they recorded"
+    )
     imported = sub.add_parser("import", help="create a session from a template file (what export writes)")
     _address(imported)
     imported.add_argument("file", help="a JSON or YAML template file")
@@ -191,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sessions":
             return tools.list_sessions(args.address, args.tenant, args.token)
         if args.command == "export":
-            return tools.export_session(args.address, args.session, args.output, args.journal, args.token)
+            return tools.export_session(
+                args.address, args.session, args.output, args.journal, args.token, remove_proxies=args.remove_proxies
+            )
         if args.command == "import":
             return tools.import_session(args.address, args.file, args.tenant, args.session_id, args.token)
         if args.command == "import-wiremock":

@@ -148,13 +148,18 @@ def template_json(template: pb.CreateSessionRequest) -> str:
     return json_format.MessageToJson(template, indent=2, sort_keys=True) + "\n"
 
 
-def export_session(address: str, session: str, out: str, journal: str, token: str = "") -> int:
-    """Writes the session's template (`out`, - for stdout) and, given `journal`, its exchanges as JSON lines."""
+def export_session(
+    address: str, session: str, out: str, journal: str, token: str = "", *, remove_proxies: bool = False
+) -> int:
+    """Writes the session's template (`out`, - for stdout) and, given `journal`, its exchanges as JSON lines; with
+    `remove_proxies`, the template leaves out the stubs that proxy, so a recorded session replays on its own."""
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.SimulatorServiceStub(channel)
         try:
             reply = stub.ExportSession(
-                pb.ExportSessionRequest(name=session), timeout=CALL_TIMEOUT, metadata=_metadata(token)
+                pb.ExportSessionRequest(name=session, remove_proxies=remove_proxies),
+                timeout=CALL_TIMEOUT,
+                metadata=_metadata(token),
             )
             lines: list[str] = []
             page = ""

@@ -14,6 +14,7 @@ from simulatord_client import (
     PermissionDeniedError,
     Simulator,
     UnauthenticatedError,
+    proxy,
 )
 from simulatord_client.embedded import EmbeddedDaemon
 from tests.helpers import TOKENS
@@ -104,6 +105,13 @@ def test_refusals_say_where_the_token_comes_from(auth_daemon: EmbeddedDaemon) ->
     denied = asyncio.run(forbidden())
     assert denied.reason == "TENANT_FORBIDDEN" and denied.metadata["tenant"] == "team-a"
     assert str(denied).startswith("token 'team-b' may not use tenant 'team-a' (it may use: team-b): use a tenant")
+
+
+def test_a_target_outside_the_allow_list_is_not_blamed_on_the_token(simulator: Simulator) -> None:
+    with simulator.session() as s, pytest.raises(PermissionDeniedError) as caught:
+        s.stub(response=proxy("http://192.0.2.1:8080"))
+    assert caught.value.reason == "PROXY_TARGET_FORBIDDEN" and "--webhook-targets" in str(caught.value)
+    assert "token" not in str(caught.value)
 
 
 def test_a_token_does_no_harm_without_auth(simulator: Simulator, simulatord_address: str) -> None:

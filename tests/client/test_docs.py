@@ -1,7 +1,7 @@
 """The docs' Python examples run: blocks marked `<!-- doctest: file.py -->` (README.md, docs/python-client.md,
-docs/llm.md, docs/webhooks.md) as test files, every block of the two behaviours docs against a real daemon, which
-must accept what they build, the LLM page's grpcurl CreateSession body as a real session, and the webhooks page's
-grpcurl DeliverWebhooks body as a real delivery."""
+docs/llm.md, docs/webhooks.md, docs/proxy.md) as test files, every block of the two behaviours docs against a real
+daemon, which must accept what they build, the LLM page's grpcurl CreateSession body as a real session, and the
+webhooks page's grpcurl DeliverWebhooks body as a real delivery."""
 
 from __future__ import annotations
 
@@ -29,7 +29,13 @@ pytest_plugins = ["pytester"]
 __all__ = ["receiver"]  # a fixture, used by name
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = (ROOT / "README.md", ROOT / "docs" / "python-client.md", ROOT / "docs" / "llm.md", ROOT / "docs" / "webhooks.md")
+DOCS = (
+    ROOT / "README.md",
+    ROOT / "docs" / "python-client.md",
+    ROOT / "docs" / "llm.md",
+    ROOT / "docs" / "webhooks.md",
+    ROOT / "docs" / "proxy.md",
+)
 BEHAVIOUR_DOCS = ("behaviours-faults-streaming.md", "behaviours-state-websockets.md")
 _BLOCK = re.compile(r"<!-- doctest: (\S+) -->\n```python\n(.*?)\n```", re.DOTALL)
 _PYTHON = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -57,6 +63,7 @@ def test_the_docs_have_tested_examples() -> None:
         "test_webhooks_retries.py",
         "test_webhooks_faults.py",
         "test_webhooks_callbacks.py",
+        "test_proxy_record.py",
     ]
 
 

@@ -145,6 +145,18 @@ def test_stubs_go_one_by_one_or_in_a_batch() -> None:
     assert [r.stub_id for r in transport.calls[1][1].requests] == ["a", ""]
 
 
+def test_export_asks_to_remove_proxies_only_when_told() -> None:
+    exported = pb.CreateSessionRequest(stubs=[stub("GET", "/recorded", text="as recorded")])
+    transport = Transport({"ExportSession": [pb.ExportSessionResponse(session=exported)] * 2})
+    assert drive(ops.export_session(SESSION), transport) == exported
+    drive(ops.export_session(SESSION, remove_proxies=True), transport)
+    requests = [request for _, request, _ in transport.calls]
+    assert requests == [
+        pb.ExportSessionRequest(name=SESSION),
+        pb.ExportSessionRequest(name=SESSION, remove_proxies=True),
+    ]
+
+
 def test_wait_for_gives_the_daemon_time_to_answer_and_reports_a_timeout() -> None:
     missed = pb.WaitForExchangesResponse(satisfied=False, other_exchanges=[recorded(1, "/other")])
     transport = Transport({"WaitForExchanges": [missed]})

@@ -24,6 +24,7 @@ from simulatord_client import (
     none_of,
     prefix,
     present,
+    proxy,
     regex,
     response,
     stub,
@@ -276,3 +277,63 @@ def test_builder_output_is_plain_proto() -> None:
 
 def body_contains_guard() -> stub_pb2.FieldMatcher:
     return absent()
+
+
+def test_proxy_builds_a_proxy_response() -> None:
+    built = proxy(
+        "https://api.example.com/v1",
+        mode="record_once",
+        request_headers={"x-api-key": "real"},
+        timeout=2.5,
+        match_headers=["x-tenant"],
+        match_json_paths=["$.model"],
+        match_body=True,
+        ignore_query=True,
+        redact_headers=["x-secret"],
+        timing_scale=0,
+    )
+    assert [field.name for field, _ in built.ListFields()] == ["proxy"]  # no status: the upstream's is sent
+    assert built.proxy.upstream == "https://api.example.com/v1"
+    assert built.proxy.mode == stub_pb2.PROXY_MODE_RECORD_ONCE
+    assert [(h.name, h.value) for h in built.proxy.request_headers] == [("x-api-key", "real")]
+    assert built.proxy.timeout.ToMilliseconds() == 2500
+    record = built.proxy.record
+    assert (list(record.match_headers), list(record.match_json_paths)) == (["x-tenant"], ["$.model"])
+    assert record.match_body and record.ignore_query and not record.keep_secrets
+    assert list(record.redact_headers) == ["x-secret"]
+    assert record.HasField("timing_scale") and record.timing_scale == 0  # 0 (no waits) is not "unset"
+
+
+def test_proxy_defaults_leave_everything_to_the_daemon() -> None:
+    built = proxy("http://127.0.0.1:8080")
+    assert built == stub_pb2.Response(
+        proxy=stub_pb2.Proxy(upstream="http://127.0.0.1:8080", mode=stub_pb2.PROXY_MODE_TRANSPARENT)
+    )
+    assert not built.proxy.HasField("record") and not built.proxy.HasField("timeout")
+    assert proxy("http://h", mode="record_always").proxy.mode == stub_pb2.PROXY_MODE_RECORD_ALWAYS
+    secrets_kept = proxy("http://h", keep_secrets=True, request_headers=[("a", "1"), ("a", "2")]).proxy
+    assert secrets_kept.record.keep_secrets and [h.value for h in secrets_kept.request_headers] == ["1", "2"]
+
+
+def test_a_proxy_is_accepted_wherever_a_response_is() -> None:
+    upstream = proxy("http://127.0.0.1:8080", mode="record_once")
+    catch_all = stub(response=upstream, priority=-100)
+    assert catch_all.request == stub_pb2.RequestMatcher()  # an empty matcher matches every request
+    assert catch_all.priority == -100
+    assert list(catch_all.responses) == [upstream]  # stub() gives a proxy no status of its own
+    assert stub("GET", path_glob="/v1/**", response=upstream).responses[0] == upstream
+    assert stub("GET", "/a", responses=[upstream, {"status": 503}]).responses[0] == upstream
+    built = when("GET", path_glob="/v1/**").respond(upstream).build()
+    assert built.request.path.glob == "/v1/**" and list(built.responses) == [upstream]
+    assert response(upstream, delay=0.1).delay.nanos == 100_000_000  # a delay waits before forwarding
+
+
+def test_proxy_misuse_is_refused() -> None:
+    with pytest.raises(ValueError, match="transparent, record_once, record_always"):
+        proxy("http://h", mode="record")
+    with pytest.raises(ValueError, match="http:// or https://"):
+        proxy("127.0.0.1:8080")
+    with pytest.raises(ValueError, match="not both"):
+        proxy("http://h", keep_secrets=True, redact_headers=["x-secret"])
+    with pytest.raises(TypeError, match=r"match_headers=\['x-tenant'\]"):
+        proxy("http://h", match_headers="x-tenant")

@@ -10,12 +10,14 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from google.protobuf import json_format
 
 from simulatord.tools import template_json
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
+from simulatord.v1 import stub_pb2
 from simulatord_client import behaviours as b
-from simulatord_client import contains, stub
+from simulatord_client import contains, proxy, stub
 from simulatord_client.embedded import EmbeddedDaemon
 from simulatord_client.errors import from_rpc_error
 
@@ -139,6 +141,33 @@ def test_cli_export_with_its_journal_then_import(
     assert template_json(export(control, "tenants/files/sessions/from-file")) == out.read_text()
 
 
+def test_cli_export_remove_proxies_leaves_out_the_stubs_that_proxy(
+    daemon: EmbeddedDaemon, control: pb_grpc.SimulatorServiceStub, tmp_path: Path
+) -> None:
+    upstream = proxy(daemon.http_url, mode="record_once")
+    created = control.CreateSession(
+        pb.CreateSessionRequest(
+            parent="tenants/files",
+            stubs=[stub(response=upstream, priority=-1), stub("GET", "/recorded", text="as recorded")],
+        )
+    )
+    name, out = created.session.name, tmp_path / "replay.json"
+
+    def exported(*flags: str) -> list[stub_pb2.Stub]:
+        done = subprocess.run(
+            [*CLI, "export", name, "-o", str(out), *flags, "--address", daemon.grpc_address],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return list(json_format.Parse(out.read_text(), pb.CreateSessionRequest()).stubs)
+
+    assert [s.responses[0].HasField("proxy") for s in exported()] == [True, False]
+    assert [s.request.path.exact for s in exported("--remove-proxies")] == ["/recorded"]
+    assert out.read_text() == template_json(
+        control.ExportSession(pb.ExportSessionRequest(name=name, remove_proxies=True)).session
+    )
+
+
 def test_cli_import_names_what_is_wrong_with_a_file(daemon: EmbeddedDaemon, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"stubs": [{"request": {"path": {"regex": "("}}, "responses": [{"status": 200}]}]}))
@@ -153,6 +182,8 @@ def test_the_python_client_exports_a_session(simulator: object) -> None:
     from simulatord_client import Simulator
 
     assert isinstance(simulator, Simulator)
-    with simulator.session(stubs=[stub("GET", "/a", text="a", priority=3)]) as s:
-        exported = s.export()
-    assert [(x.request.path.exact, x.priority) for x in exported.stubs] == [("/a", 3)]
+    forward = stub(response=proxy("http://127.0.0.1:9"), priority=-1)
+    with simulator.session(stubs=[stub("GET", "/a", text="a", priority=3), forward]) as s:
+        exported, replay = s.export(), s.export(remove_proxies=True)
+    assert [(x.request.path.exact, x.priority) for x in exported.stubs] == [("/a", 3), ("", -1)]
+    assert [(x.request.path.exact, x.priority) for x in replay.stubs] == [("/a", 3)]

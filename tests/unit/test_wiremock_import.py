@@ -528,10 +528,127 @@ def test_unmapped_features_are_reported_with_their_field() -> None:
     assert any("Handlebars" in r for r in handlebars) and any("my-extension" in r for r in handlebars)
 
 
-def test_proxy_mappings_are_not_converted() -> None:
-    result = convert(resp(proxyBaseUrl="http://example.com", additionalProxyRequestHeaders={"a": "b"}))
+# --- proxies ------------------------------------------------------------------------------------------------
+
+
+def test_a_proxy_mapping_becomes_a_transparent_proxy_with_its_request_headers() -> None:
+    stub, reported = one(
+        {
+            "priority": 10,
+            "request": {"urlPattern": ".*"},
+            "response": {
+                "proxyBaseUrl": "http://127.0.0.1:8081/api",
+                "additionalProxyRequestHeaders": {"X-Api-Key": "k-1", "X-Many": ["first", "second"]},
+            },
+        }
+    )
+    (response,) = stub.responses
+    assert as_dict(response) == {
+        "proxy": {
+            "upstream": "http://127.0.0.1:8081/api",
+            "mode": "PROXY_MODE_TRANSPARENT",
+            "requestHeaders": [{"name": "X-Api-Key", "value": "k-1"}, {"name": "X-Many", "value": "first"}],
+        }
+    }
+    assert stub.priority == -10  # a low-priority catch-all stays one
+    assert not reported
+
+
+def test_a_proxy_mapping_keeps_its_delays() -> None:
+    stub, reported = one(
+        resp(
+            proxyBaseUrl="http://127.0.0.1:8081",
+            fixedDelayMilliseconds=250,
+            delayDistribution={"type": "uniform", "lower": 10, "upper": 20},
+        )
+    )
+    (response,) = stub.responses
+    assert response.HasField("proxy")
+    assert response.delay.ToMilliseconds() == 250
+    assert response.header_delay.uniform.max.ToMilliseconds() == 20
+    assert not reported
+
+
+def test_a_proxy_mapping_sets_no_status_headers_or_body_and_says_so() -> None:
+    result = convert(
+        {
+            "name": "p",
+            "request": {"urlPath": "/x"},
+            "response": {
+                "proxyBaseUrl": "https://127.0.0.1:8443",
+                "status": 201,
+                "statusMessage": "Made",
+                "headers": {"X-Added": "1"},
+                "jsonBody": {"a": 1},
+                "fault": "CONNECTION_RESET_BY_PEER",
+                "chunkedDribbleDelay": {"numberOfChunks": 2, "totalDuration": 100},
+                "transformers": ["response-template"],
+                "nonsense": 1,
+            },
+        }
+    )
+    (stub,) = result.stubs
+    (response,) = stub.responses
+    assert [field.name for field, _ in response.ListFields()] == ["proxy"]
+    reasons = {g.field: g.reason for g in result.unmapped}
+    assert set(reasons) == {
+        "response.status",
+        "response.statusMessage",
+        "response.headers",
+        "response.jsonBody",
+        "response.fault",
+        "response.chunkedDribbleDelay",
+        "response.transformers",
+        "response.nonsense",
+    }
+    assert "upstream's status" in reasons["response.status"]
+    assert "adds these headers" in reasons["response.headers"]
+    assert "proxyBaseUrl" in reasons["response.transformers"]
+
+
+def test_proxy_options_simulatord_lacks_are_reported() -> None:
+    stub, reported = one(
+        resp(
+            proxyBaseUrl="http://127.0.0.1:8081",
+            proxyUrlPrefixToRemove="/other",
+            removeProxyRequestHeaders=["x-trace"],
+        )
+    )
+    assert stub.responses[0].proxy.upstream == "http://127.0.0.1:8081"
+    assert reported == {"response.proxyUrlPrefixToRemove", "response.removeProxyRequestHeaders"}
+
+
+def test_proxy_request_headers_the_daemon_refuses_are_left_out_not_the_mapping() -> None:
+    headers = {"Host": "api.example.com", "Connection": "close", "X-Bad": "a\nb", "X-Num": 3, "X-Ok": " v "}
+    stub, reported = one(resp(proxyBaseUrl="http://127.0.0.1:8081", additionalProxyRequestHeaders=headers))
+    assert [(h.name, h.value) for h in stub.responses[0].proxy.request_headers] == [("X-Ok", "v")]
+    prefix = "response.additionalProxyRequestHeaders"
+    assert reported == {f"{prefix}.Host", f"{prefix}.Connection", f"{prefix}.X-Bad", f"{prefix}.X-Num"}
+
+
+def test_proxy_upstreams_that_are_not_urls_are_not_converted() -> None:
+    result = convert({"name": "empty", **resp(proxyBaseUrl="")}, {"name": "ftp", **resp(proxyBaseUrl="ftp://h")})
     assert not result.stubs
-    assert [g.field for g in result.unmapped] == ["response.proxyBaseUrl"]
+    fields = [(g.mapping, g.field) for g in result.unmapped]
+    assert fields == [("empty", "response.proxyBaseUrl"), ("ftp", "(mapping)")]
+    assert "upstream" in result.unmapped[1].reason
+
+
+def test_proxy_options_without_a_proxy_are_reported() -> None:
+    _, reported = one(resp(status=200, additionalProxyRequestHeaders={"a": "b"}, proxyUrlPrefixToRemove="/x"))
+    assert reported == {"response.additionalProxyRequestHeaders", "response.proxyUrlPrefixToRemove"}
+
+
+def test_converted_proxies_pass_the_daemons_validation() -> None:
+    result = convert(
+        resp(proxyBaseUrl="http://127.0.0.1:8081", additionalProxyRequestHeaders={"X-Key": "k"}),
+        resp(proxyBaseUrl="https://10.0.0.1:8443/base/", fixedDelayMilliseconds=5),
+    )
+    assert len(result.stubs) == 2
+    errors = SpecErrors()
+    for i, stub in enumerate(result.stubs):
+        compile_stub(stub, "tenants/t/sessions/s", "", f"stubs[{i}]", "stub_id", errors, 0.0)
+    assert errors.violations == []
 
 
 def test_a_stub_the_daemon_refuses_is_reported_not_returned() -> None:

@@ -175,9 +175,10 @@ class AsyncSession(SessionCore):
         self.info = await self.simulator._run(ops.get_session(self.name))
         return self.info
 
-    async def export(self) -> pb.CreateSessionRequest:
-        """The session as a template: its settings and stubs as programmed, in creation order."""
-        return await self.simulator._run(ops.export_session(self.name))
+    async def export(self, *, remove_proxies: bool = False) -> pb.CreateSessionRequest:
+        """The session as a template: its settings and stubs as programmed, in creation order; with
+        `remove_proxies=True`, without the stubs that proxy (see `Session.export`)."""
+        return await self.simulator._run(ops.export_session(self.name, remove_proxies=remove_proxies))
 
     # --- programming -----------------------------------------------------------------------------
 

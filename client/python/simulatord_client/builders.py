@@ -46,6 +46,11 @@ _AFTER_LAST = {
     "stop_matching": stub_pb2.SEQUENCE_END_STOP_MATCHING,
     "stop": stub_pb2.SEQUENCE_END_STOP_MATCHING,
 }
+_PROXY_MODES: dict[str, stub_pb2.ProxyMode.ValueType] = {
+    "transparent": stub_pb2.PROXY_MODE_TRANSPARENT,
+    "record_once": stub_pb2.PROXY_MODE_RECORD_ONCE,
+    "record_always": stub_pb2.PROXY_MODE_RECORD_ALWAYS,
+}
 
 
 def headers_out(headers: HeadersOut | None) -> list[stub_pb2.Header]:
@@ -286,6 +291,80 @@ def response(status: int | stub_pb2.Response = 200, **options: Unpack[ResponseOp
     return out
 
 
+def _names(value: Sequence[str], what: str) -> list[str]:
+    # A lone string is a sequence too: iterated, "x-tenant" would become eight one-letter names.
+    if isinstance(value, str):
+        raise TypeError(f"{what} is a list: {what}=[{value!r}]")
+    return list(value)
+
+
+def proxy(
+    upstream: str,
+    *,
+    mode: str = "transparent",
+    request_headers: HeadersOut | None = None,
+    timeout: DurationLike | None = None,
+    match_headers: Sequence[str] = (),
+    match_json_paths: Sequence[str] = (),
+    match_body: bool = False,
+    ignore_query: bool = False,
+    redact_headers: Sequence[str] = (),
+    keep_secrets: bool = False,
+    timing_scale: float | None = None,
+) -> stub_pb2.Response:
+    """A response that forwards the request to a real upstream and sends back what it answers.
+
+    The request goes to `upstream` (`http://` or `https://`, a host, an optional port and path prefix) followed by
+    its path below the session's base URL and its query string; the upstream's status, headers and body come back
+    as they arrive. Accepted wherever a response is: `stub(..., response=proxy(...))`,
+    `when(...).respond(proxy(...))`, `responses=[...]`.
+
+    - `mode`: `"transparent"` (forward every request, record nothing but the journal), `"record_once"` (the first
+      answer to each distinct request becomes a stub that answers the later ones) or `"record_always"` (forward
+      every request and append each answer to the recorded stub's sequence).
+    - `request_headers`: headers set on the forwarded request, replacing the client's (a real API key, say);
+      never recorded. `timeout`: how long to wait for the upstream's headers (default 30 seconds).
+    - What recorded stubs match on, besides the method, the exact path and the query (unless `ignore_query`):
+      `match_headers` (names), `match_json_paths` (JSONPath expressions whose first node must equal the recorded
+      one), `match_body` (the whole body, byte for byte).
+    - `redact_headers`: headers whose values recorded stubs replace by `[redacted]` (default: authorization,
+      proxy-authorization, x-api-key, api-key, cookie, set-cookie); `keep_secrets=True` redacts nothing.
+    - `timing_scale`: multiplies the recorded wait before each SSE event on replay (0: no waits).
+
+    A catch-all: a stub with an empty matcher matches every request, and a low priority lets every other stub of
+    the session win first, so only what nothing else answers goes to the real API::
+
+        s.stub(response=proxy("http://127.0.0.1:8080"), priority=-100)
+        s.stub("GET", path_glob="/v1/**", response=proxy("https://api.example.com", mode="record_once"))
+        s.add(when("POST", "/v1/charges").respond(proxy("http://payments:8080", request_headers={"x-api-key": key})))
+    """
+    if mode not in _PROXY_MODES:
+        raise ValueError(f"unknown proxy mode {mode!r}; one of {', '.join(_PROXY_MODES)}")
+    if not upstream.startswith(("http://", "https://")):
+        raise ValueError(f"upstream must be an http:// or https:// URL, got {upstream!r}")
+    redacted = _names(redact_headers, "redact_headers")
+    if keep_secrets and redacted:
+        raise ValueError("give redact_headers or keep_secrets=True (which redacts nothing), not both")
+    out = stub_pb2.Response(
+        proxy=stub_pb2.Proxy(upstream=upstream, mode=_PROXY_MODES[mode], request_headers=headers_out(request_headers))
+    )
+    if timeout is not None:
+        out.proxy.timeout.CopyFrom(duration(timeout))
+    record = stub_pb2.RecordOptions(
+        match_headers=_names(match_headers, "match_headers"),
+        match_json_paths=_names(match_json_paths, "match_json_paths"),
+        match_body=match_body,
+        ignore_query=ignore_query,
+        redact_headers=redacted,
+        keep_secrets=keep_secrets,
+    )
+    if timing_scale is not None:
+        record.timing_scale = timing_scale  # optional in the proto: 0 (no waits) differs from unset (as recorded)
+    if record.ListFields():
+        out.proxy.record.CopyFrom(record)
+    return out
+
+
 def to_response(item: ResponseLike | int) -> stub_pb2.Response:
     """A Response from a raw message, a status code, or a dict of `response()` keywords (`status` included)."""
     if isinstance(item, stub_pb2.Response):
@@ -512,7 +591,8 @@ def stub(
         base = stub_pb2.Response()
         if "response" in options:
             base.CopyFrom(options["response"])
-        if "status" in options or not base.status:
+        # A proxy sends the upstream's status, and the daemon refuses one set beside it.
+        if "status" in options or not (base.status or base.HasField("proxy")):
             base.status = options.get("status", 200)
         out.responses.append(response(base, **single))
     _apply_settings(out, options)

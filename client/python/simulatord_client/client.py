@@ -218,11 +218,14 @@ class Session(SessionCore):
         self.info = self.simulator._run(ops.get_session(self.name))
         return self.info
 
-    def export(self) -> pb.CreateSessionRequest:
+    def export(self, *, remove_proxies: bool = False) -> pb.CreateSessionRequest:
         """The session as a template: its settings and stubs as programmed, in creation order. Sent back with a
         `parent` (`sim.call(lambda s: s.CreateSession, request)`) it makes an equivalent session; written with
-        `json_format.MessageToJson` it is a template file for `simulatord serve --templates`."""
-        return self.simulator._run(ops.export_session(self.name))
+        `json_format.MessageToJson` it is a template file for `simulatord serve --templates`.
+
+        `remove_proxies=True` leaves out the stubs that proxy (a response made by `proxy()`), keeping the stubs
+        they recorded: the export of a recording session then replays without the upstream."""
+        return self.simulator._run(ops.export_session(self.name, remove_proxies=remove_proxies))
 
     # --- programming -----------------------------------------------------------------------------
 

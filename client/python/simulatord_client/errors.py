@@ -216,6 +216,9 @@ def _message(code: grpc.StatusCode, details: str, reason: str, violations: list[
         if reason == "TOKEN_MISSING":
             return f"simulatord{where} requires a token: set SIMULATORD_TOKEN (or pass token=...) [{tag}]"
         return f"simulatord{where} refused the token ({details}): check SIMULATORD_TOKEN (or token=...) [{tag}]"
+    if code == grpc.StatusCode.PERMISSION_DENIED and reason.endswith("_TARGET_FORBIDDEN"):
+        # A webhook or proxy target outside the daemon's allow-list: the token is not the problem.
+        return f"{details} [{tag}]"
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return (
             f"{details}: use a tenant this token may use (session(tenant=...), --simulatord-tenant or "

@@ -188,7 +188,9 @@ class Exchange:
     in the order it ran: `template`, `delay`, `fault`, ...), `near_misses`, `llm` (an `LlmCall` when the
     session's LLM simulation answered, else None), `kind` (`"http"`, `"websocket_upgrade"`, `"websocket_frame"`
     or `"webhook"`), `webhook` (a `WebhookAttempt` for a webhook the daemon sent, else None; `method`, `path`,
-    `headers` and `body` are then what it sent, `status` the receiver's answer) and `exchange` (the raw message).
+    `headers` and `body` are then what it sent, `status` the receiver's answer), `proxy` (for a request a proxy
+    stub forwarded, the `ProxyExchange` message: `url`, `recorded_stub`, `not_recorded`; else None) and
+    `exchange` (the raw message).
 
     Example: `assert session.exchanges(path="/orders")[0].json() == {"qty": 1}`.
     """
@@ -209,6 +211,7 @@ class Exchange:
     exchange: exchange_pb2.Exchange = field(repr=False)
     kind: str = "http"
     webhook: WebhookAttempt | None = None
+    proxy: exchange_pb2.ProxyExchange | None = None
 
     @classmethod
     def from_message(cls, exchange: exchange_pb2.Exchange) -> Exchange:
@@ -242,6 +245,7 @@ class Exchange:
             exchange=exchange,
             kind=_KINDS.get(exchange.kind, "unknown"),
             webhook=WebhookAttempt.from_message(exchange.webhook) if exchange.HasField("webhook") else None,
+            proxy=exchange.proxy if exchange.HasField("proxy") else None,
         )
 
     @property

@@ -126,9 +126,11 @@ def get_session(name: str) -> Operation[session_pb2.Session]:
     return reply.session
 
 
-def export_session(name: str) -> Operation[pb.CreateSessionRequest]:
-    """The session as a template: its settings and stubs as programmed, ready for CreateSession."""
-    reply = yield from call(lambda s: s.ExportSession, pb.ExportSessionRequest(name=name))
+def export_session(name: str, *, remove_proxies: bool = False) -> Operation[pb.CreateSessionRequest]:
+    """The session as a template: its settings and stubs as programmed, ready for CreateSession; with
+    `remove_proxies`, without the stubs that proxy, so that a recorded session replays without its upstream."""
+    request = pb.ExportSessionRequest(name=name, remove_proxies=remove_proxies)
+    reply = yield from call(lambda s: s.ExportSession, request)
     return reply.session
 
 

@@ -19,6 +19,7 @@ from simulatord.control.convert.stubs import stub as compile_stub
 from simulatord.errors import SpecErrors
 from simulatord.matching.json_paths import json_paths
 from simulatord.matching.patterns import PatternError, compile_user
+from simulatord.responding.proxy import HOP_BY_HOP
 from simulatord.responding.reply import FRAMING_HEADERS, header_problem
 from simulatord.responding.timing import MAX_DELAY_SECONDS, MAX_SIGMA
 from simulatord.sessions.stubs import MAX_SCENARIO_NAME
@@ -58,6 +59,19 @@ _RESPONSE_FIELDS = frozenset(
     | {"proxyUrlPrefixToRemove", "additionalProxyRequestHeaders", "removeProxyRequestHeaders"}
     | {"transformers", "transformerParameters"}
 )
+_PROXY_ONLY = ("proxyUrlPrefixToRemove", "additionalProxyRequestHeaders", "removeProxyRequestHeaders")
+# What a proxy mapping's response sets that WireMock replaces by the upstream's answer.
+_IGNORED_BY_PROXY = {
+    "status": "status",
+    "statusMessage": "status",
+    "body": "body",
+    "jsonBody": "body",
+    "base64Body": "body",
+    "bodyFileName": "body",
+    "fault": "answer without a fault",
+}
+# Request headers the daemon sets itself on a forwarded request, and refuses in `Proxy.request_headers`.
+_SET_BY_DAEMON = HOP_BY_HOP | {"host", "content-length"}
 _UNSUPPORTED_MATCHERS = {
     "equalToXml": "compares XML documents",
     "matchesXPath": "evaluates an XPath expression",
@@ -158,8 +172,8 @@ def convert(mappings: Sequence[tuple[str, Any]], files: Mapping[str, bytes]) -> 
     `files` holds the `__files` directory's contents by relative path, for `bodyFileName`. Every part of a mapping
     that has no exact equivalent is listed in `Conversion.unmapped`; nothing is dropped silently. A request
     condition that cannot be expressed is left out (the stub then matches more than the mapping did), except the
-    URL: a mapping whose URL cannot be converted is not converted at all, nor is a proxy mapping, nor one whose
-    stub the daemon would refuse.
+    URL: a mapping whose URL cannot be converted is not converted at all, nor is one whose stub the daemon would
+    refuse.
 
     Rules:
     - Priority: WireMock tries priority 1 first (default 5), simulatord the highest first, newest first among
@@ -178,6 +192,11 @@ def convert(mappings: Sequence[tuple[str, Any]], files: Mapping[str, bytes]) -> 
     - Header and query conditions hold for any one value of the field, as in WireMock; `and` and negations
       (`not`, `doesNotMatch`, `doesNotContain`) are checked per condition, which only differs for fields sent
       several times.
+    - A proxy mapping (`proxyBaseUrl`) becomes a transparent proxy response (`Proxy`, PROXY_MODE_TRANSPARENT)
+      with `additionalProxyRequestHeaders` as its request headers and the mapping's delays; the upstream's status,
+      headers and body are sent, so the mapping's own are not set (WireMock ignores its status, body and fault
+      too, but adds its headers: reported). `proxyUrlPrefixToRemove` and `removeProxyRequestHeaders` have no
+      equivalent and are reported.
     - Response bodies are sent as the same bytes, as `body_bytes` (`jsonBody` compact, keys in order, as
       Jackson writes it); a `body` becomes `body_text` only when a Content-Type header is set, so no content
       type WireMock would not send is added. `name` (else `id`) becomes the stub's `description`; the daemon
@@ -920,13 +939,8 @@ class _Converter:
             self.gap("response", "not a JSON object; the mapping was not converted")
             return None
         if response.get("proxyBaseUrl") is not None:
-            self.gap(
-                "response.proxyBaseUrl",
-                "WireMock forwards the request to this URL and returns its answer; simulatord stubs do not proxy, "
-                "so the mapping was not converted",
-            )
-            return None
-        for key in ("proxyUrlPrefixToRemove", "additionalProxyRequestHeaders", "removeProxyRequestHeaders"):
+            return self.proxy(response)
+        for key in _PROXY_ONLY:
             if response.get(key) is not None:
                 self.gap(f"response.{key}", "only applies to proxying (proxyBaseUrl); ignored")
         status = response.get("status")
@@ -957,10 +971,80 @@ class _Converter:
                 continue
             out.headers.append(stub_pb2.Header(name=name, value=value))
         self.timing(response, out, len(body))
+        self.unknown_fields(response)
+        return self.transformers(response, out)
+
+    def proxy(self, response: dict[str, Any]) -> stub_pb2.Response | None:
+        """A proxy mapping: WireMock forwards the request to `proxyBaseUrl` followed by the request's path and query,
+        and returns the upstream's answer; a transparent simulatord proxy does the same."""
+        upstream = response["proxyBaseUrl"]
+        if not isinstance(upstream, str) or not upstream:
+            self.gap("response.proxyBaseUrl", f"{upstream!r} is not a URL; the mapping was not converted")
+            return None
+        out = stub_pb2.Response(proxy=stub_pb2.Proxy(upstream=upstream, mode=stub_pb2.PROXY_MODE_TRANSPARENT))
+        self.proxy_request_headers(response.get("additionalProxyRequestHeaders"), out.proxy)
+        if response.get("proxyUrlPrefixToRemove") is not None:
+            self.gap(
+                "response.proxyUrlPrefixToRemove",
+                "WireMock removes this prefix from the request's path before forwarding it; simulatord forwards the "
+                "whole path below the session's base URL, so the upstream gets the path with the prefix",
+            )
+        if response.get("removeProxyRequestHeaders") is not None:
+            self.gap(
+                "response.removeProxyRequestHeaders",
+                "WireMock does not forward these request headers; simulatord forwards every header of the request "
+                "but the hop-by-hop ones and Host, these included",
+            )
+        # WireMock ignores these on a proxy mapping, as the daemon must (it refuses a status, headers or a body
+        # beside a proxy); reported all the same, since whoever wrote them into the mapping expected an effect.
+        for key, what in _IGNORED_BY_PROXY.items():
+            if response.get(key) is not None:
+                reason = f"WireMock sends the upstream's {what} on a proxy mapping, as simulatord does; ignored"
+                self.gap(f"response.{key}", reason)
+        if response.get("headers") is not None:
+            self.gap(
+                "response.headers",
+                "WireMock adds these headers to the upstream's answer; a simulatord proxy sends the upstream's "
+                "headers only; left out",
+            )
+        if response.get("chunkedDribbleDelay") is not None:
+            self.gap(
+                "response.chunkedDribbleDelay",
+                "WireMock dribbles the upstream's body; a simulatord proxy sends it as it arrives; ignored",
+            )
+        # WireMock waits after the upstream answered, simulatord before forwarding: the client sees the same
+        # latency (the upstream's plus the delay), so this is not reported.
+        self.delays(response, out)
+        self.unknown_fields(response)
+        return self.transformers(response, out, proxied=True)
+
+    def proxy_request_headers(self, headers: Any, out: stub_pb2.Proxy) -> None:
+        """`additionalProxyRequestHeaders`: set on the forwarded request, replacing the client's (as WireMock's
+        `setHeader` does); a header name with several values sends the first, as WireMock does."""
+        at = "response.additionalProxyRequestHeaders"
+        if headers is None:
+            return
+        if not isinstance(headers, dict):
+            self.gap(at, "not a JSON object; ignored")
+            return
+        for name, value in headers.items():
+            first = value[0] if isinstance(value, list) and value else value
+            if not isinstance(first, str):
+                self.gap(f"{at}.{name}", f"{value!r} is not a header value; left out")
+                continue
+            first = first.strip(" \t")
+            problem = header_problem(name, first)
+            if problem is None and name.lower() in _SET_BY_DAEMON:
+                problem = f"{name} is set by simulatord for the connection to the upstream"
+            if problem is not None:
+                self.gap(f"{at}.{name}", f"cannot be sent: {problem}; left out")
+                continue
+            out.request_headers.append(stub_pb2.Header(name=name, value=first))
+
+    def unknown_fields(self, response: dict[str, Any]) -> None:
         for key in response:
             if key not in _RESPONSE_FIELDS:
                 self.gap(f"response.{key}", "not a field of a WireMock response definition; ignored")
-        return self.transformers(response, out)
 
     def headers(self, headers: Any) -> list[tuple[str, str]]:
         if headers is None:
@@ -1024,6 +1108,18 @@ class _Converter:
         return data
 
     def timing(self, response: dict[str, Any], out: stub_pb2.Response, body_size: int) -> None:
+        self.delays(response, out)
+        fault = response.get("fault")
+        dribble = response.get("chunkedDribbleDelay")
+        if fault is not None:
+            self.fault(fault, out)
+            if dribble is not None:
+                self.gap("response.chunkedDribbleDelay", "the mapping sends a fault instead of a body; ignored")
+        elif dribble is not None:
+            self.dribble(dribble, out, body_size)
+
+    def delays(self, response: dict[str, Any], out: stub_pb2.Response) -> None:
+        """`fixedDelayMilliseconds` as `delay`, `delayDistribution` as `header_delay`."""
         fixed = response.get("fixedDelayMilliseconds")
         if fixed is not None:
             ms = _number(fixed)
@@ -1036,14 +1132,6 @@ class _Converter:
             delay = self.delay(distribution, "response.delayDistribution")
             if delay is not None:
                 out.header_delay.CopyFrom(delay)
-        fault = response.get("fault")
-        dribble = response.get("chunkedDribbleDelay")
-        if fault is not None:
-            self.fault(fault, out)
-            if dribble is not None:
-                self.gap("response.chunkedDribbleDelay", "the mapping sends a fault instead of a body; ignored")
-        elif dribble is not None:
-            self.dribble(dribble, out, body_size)
 
     def capped(self, ms: float, at: str) -> float:
         if ms > _MAX_DELAY_MS:
@@ -1134,11 +1222,19 @@ class _Converter:
         else:
             self.gap(at, f"unknown fault {fault!r}; the response is sent without a fault")
 
-    def transformers(self, response: dict[str, Any], out: stub_pb2.Response) -> stub_pb2.Response:
+    def transformers(
+        self, response: dict[str, Any], out: stub_pb2.Response, *, proxied: bool = False
+    ) -> stub_pb2.Response:
         names = response.get("transformers")
         if names is not None:
             for name in names if isinstance(names, list) else [names]:
-                if name == "response-template":
+                if name == "response-template" and proxied:
+                    self.gap(
+                        "response.transformers",
+                        "WireMock renders proxyBaseUrl and additionalProxyRequestHeaders as Handlebars templates; "
+                        "simulatord proxies use them as written",
+                    )
+                elif name == "response-template":
                     self.gap(
                         "response.transformers",
                         "WireMock renders this response as a Handlebars template; simulatord templates use Jinja "
