@@ -163,7 +163,7 @@ class Forwarder:
         out = context.out()
         await out.start(reply, content_length)
         pump = asyncio.ensure_future(self._pump(response, out, capture if recording else None))
-        watch = asyncio.ensure_future(out.sleep(context.wire.max_seconds if context.wire else 0.0))
+        watch = asyncio.ensure_future(out.sleep(out.max_seconds))
         await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
         watch.cancel()
         end = End.COMPLETE
@@ -196,7 +196,11 @@ class Forwarder:
         async for chunk in response.aiter_raw():
             if capture is not None:
                 capture.feed(chunk, time.monotonic())
-            await out.body(chunk)
+            try:
+                await out.body(chunk)
+            except OSError:  # the client left: not the upstream's failure
+                out.gone = True
+                return
 
     def _record(
         self,
