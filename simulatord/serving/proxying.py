@@ -162,7 +162,7 @@ class Forwarder:
         capture = _Capture(sse=content_type.startswith("text/event-stream"), started=time.monotonic())
         out = context.out()
         await out.start(reply, content_length)
-        pump = asyncio.ensure_future(self._pump(response, out, capture if recording else None))
+        pump = asyncio.ensure_future(self._pump(response, out, capture if recording else None, content_length))
         watch = asyncio.ensure_future(out.sleep(out.max_seconds))
         await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
         watch.cancel()
@@ -181,26 +181,39 @@ class Forwarder:
             broke_off = f"the upstream broke off the body: {type(failure).__name__}: {failure}"
             reply.error = broke_off
             end = await _break_off(out)
-        else:
-            if out.gone:
-                end = End.CLIENT_DISCONNECTED
-            else:
-                await out.end()
+        elif out.gone:
+            end = End.CLIENT_DISCONNECTED
         record = ProxyRecord(url, latency)
         if recording:
             record = self._record(session, stub, proxy, reply, context, capture, record, end, broke_off)
         context.proxied = record
+        if end is End.COMPLETE:
+            # Only now does the client get the last bytes: once it has the answer, the recording answers too.
+            try:
+                await out.body(pump.result())
+                await out.end()
+            except OSError:
+                end = End.CLIENT_DISCONNECTED
         return end
 
-    async def _pump(self, response: httpx.Response, out: Out, capture: _Capture | None) -> None:
+    async def _pump(
+        self, response: httpx.Response, out: Out, capture: _Capture | None, content_length: int | None
+    ) -> bytes:
+        """Relays the body as it arrives, but for its last bytes, which it returns: with a Content-Length they
+        are the chunk that completes it, otherwise the end of the chunked coding is."""
+        sent = 0
         async for chunk in response.aiter_raw():
             if capture is not None:
                 capture.feed(chunk, time.monotonic())
+            sent += len(chunk)
+            if content_length is not None and sent >= content_length:
+                return chunk
             try:
                 await out.body(chunk)
             except OSError:  # the client left: not the upstream's failure
                 out.gone = True
-                return
+                return b""
+        return b""
 
     def _record(
         self,

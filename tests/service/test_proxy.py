@@ -362,3 +362,18 @@ def test_proxies_are_checked_when_programmed(
     on_websocket.websocket.SetInParent()
     assert refusal(on_websocket)[2] == ["stub.responses[0].proxy"]
     assert not stubs(control, session)  # nothing refused was kept
+
+
+def test_once_the_client_has_an_answer_its_recording_answers_the_next_request(
+    control: pb_grpc.SimulatorServiceStub, session: pb.CreateSessionResponse, upstream: Upstream, http: httpx.Client
+) -> None:
+    # The recording is made before the answer's last bytes leave, so a client that hangs up as soon as it has
+    # them, and asks again at once, never reaches the upstream a second time; run often enough to catch a race.
+    program(control, session, proxy_stub(upstream.url, ONCE))
+    base = session.session.base_url
+    for n in range(40):
+        path = f"/json?x={n}" if n % 2 else f"/big?n={n}"
+        first = httpx.get(base + path)  # a connection of its own, closed the moment the body is complete
+        assert http.get(base + path).content == first.content
+        assert len(upstream.received) == n + 1, path
+    assert all(e.proxy.recorded_stub for e in exchanges(control, session) if e.HasField("proxy"))
