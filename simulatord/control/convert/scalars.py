@@ -15,6 +15,11 @@ def seconds(value: duration_pb2.Duration) -> float:
     return value.seconds + value.nanos / 1e9
 
 
+def epoch(value: timestamp_pb2.Timestamp) -> float:
+    """Seconds since the epoch: the inverse of `timestamp`."""
+    return value.seconds + value.nanos / 1e9
+
+
 def _split(secs: float) -> tuple[int, int]:
     """Whole seconds and nanoseconds, split before scaling: `secs * 1e9` would lose nanoseconds of an epoch."""
     whole = math.floor(secs)
