@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from simulatord.config import ENV_PREFIX, Settings, env_default, flags, resolve_loop, resolve_server
+from simulatord.config import ENV_PREFIX, Settings, env_default, flags, resolve_loop, resolve_server, store_problem
 from simulatord.errors import InvalidArgument
 from simulatord.names import ID_RULE, WILDCARD, parse_session, valid_id
 
@@ -168,6 +168,9 @@ def _serve(args: argparse.Namespace) -> int:
         Targets.parse(settings.webhook_targets)
     except ValueError as exc:
         print(f"simulatord: cannot start: {exc}", file=sys.stderr)
+        return 2
+    if (problem := store_problem(settings.store)) is not None:
+        print(f"simulatord: cannot start: {problem}", file=sys.stderr)
         return 2
     runner = asyncio.run
     if loop == "uvloop":

@@ -24,6 +24,11 @@ class Settings:
     public_url: str = _flag("", "base of session URLs as clients reach them, e.g. http://simulatord:8080")
     host_suffix: str = _flag("localhost", "domain for Host routing: {session}.{tenant}.SUFFIX")
     templates: Path | None = _flag(None, "directory of session templates (*.json, *.yaml)")
+    store: str = _flag(
+        "memory",
+        "where sessions live: memory (this process), or a Redis URL (redis://host:6379/0, rediss://, "
+        "unix:///path.sock) to keep them, with their journals, across restarts; pip install 'simulatord[redis]'",
+    )
     default_ttl: float = _flag(3600.0, "seconds a session lives without RefreshSession")
     max_sessions: int = _flag(10_000, "sessions the daemon holds at most")
     max_sessions_per_tenant: int = _flag(1000, "so that one tenant cannot take every slot of --max-sessions")
@@ -63,6 +68,21 @@ class Settings:
     )
     log_level: str = _flag("WARNING", "DEBUG, INFO, WARNING or ERROR")
     sweep_interval: float = 1.0
+
+
+STORE_SCHEMES = ("redis", "rediss", "unix")
+
+
+def store_problem(store: str) -> str | None:
+    """Why `--store` cannot be used, or None."""
+    if store == "memory":
+        return None
+    scheme = store.partition("://")[0]
+    if "://" not in store or scheme not in STORE_SCHEMES:
+        return f"--store must be memory or a URL of {', '.join(s + '://' for s in STORE_SCHEMES)}, got {store!r}"
+    if not _installed("redis"):
+        return "--store redis:// needs the Redis client library: pip install 'simulatord[redis]'"
+    return None
 
 
 def _installed(*modules: str) -> bool:

@@ -13,7 +13,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -30,9 +30,12 @@ from simulatord.serving.metrics import Metrics
 from simulatord.serving.outbound import Outbound
 from simulatord.sessions.journal import JournalLimits
 from simulatord.sessions.service import Addressing, Simulator
-from simulatord.sessions.store import MemoryStore
+from simulatord.sessions.store import MemoryStore, SessionStore
 from simulatord.v1 import simulator_service_pb2, simulator_service_pb2_grpc
 from simulatord.webhooks.targets import Targets
+
+if TYPE_CHECKING:
+    from simulatord.stores.redis_store import RedisStore
 
 log = logging.getLogger("simulatord")
 SERVICE_NAME = simulator_service_pb2.DESCRIPTOR.services_by_name["SimulatorService"].full_name
@@ -112,7 +115,15 @@ async def run(
     scheme = "https" if settings.tls_cert else "http"
     public_url = settings.public_url or f"{scheme}://{shown}:{http_port}"
     _raise_open_files_limit()
-    store = MemoryStore(settings.max_sessions, settings.max_sessions_per_tenant)
+    store: SessionStore
+    shared: RedisStore | None = None
+    if settings.store == "memory":
+        store = MemoryStore(settings.max_sessions, settings.max_sessions_per_tenant)
+    else:
+        from simulatord.stores.redis_store import RedisStore  # only --store redis:// loads the Redis client
+
+        store = shared = RedisStore(settings.store, settings.max_sessions, settings.max_sessions_per_tenant)
+        await shared.connect()
     simulator = Simulator(
         store,
         Addressing(public_url, settings.host_suffix),
@@ -131,6 +142,10 @@ async def run(
         simulator.clock,
         metrics,
     )
+    if shared is not None:
+        loaded = await shared.load(simulator)
+        log.info("loaded %d sessions from the session store", loaded)
+        shared.start()
     templates = load_templates(settings.templates) if settings.templates is not None else {}
     credentials = load_credentials(settings.auth) if settings.auth is not None else None
 
@@ -207,6 +222,8 @@ async def run(
     with contextlib.suppress(OSError):  # hypercorn may have closed the descriptor it was given
         http_sock.close()
     sweeper.cancel()
+    if shared is not None:
+        await shared.close()  # every exchange is recorded by now: written before the sessions close
     simulator.close()  # closing the sessions cancels their pending webhook deliveries
     await outbound.close()
     await grpc_server.stop(grace=2.0)

@@ -82,6 +82,7 @@ def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
         try:
             self.authorize(request, context)
             response = await method(self, request, context)
+            await self.sim.store.flush()  # a store outside the process has what the call changed before it answers
         except SimulatorError as exc:
             status = to_status(exc)
             self.metrics.rpcs[(name, status.code.name)] += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -176,6 +176,7 @@ class Journal:
         self.closed = Closed.OPEN
         self.generation = 0  # bumped by clear(), so readers notice a reset even if new entries follow at once
         self._changed: asyncio.Event | None = None
+        self.on_change: Callable[[], None] | None = None  # see Session.on_change
         self._pool = pool
         if pool is not None:
             pool.join(self)
@@ -193,6 +194,8 @@ class Journal:
         if self._pool is not None:
             self._pool.grew(exchange.size)
         self._wake()
+        if self.on_change is not None:
+            self.on_change()
         return exchange
 
     def evict_oldest(self) -> bool:
@@ -235,6 +238,8 @@ class Journal:
         self.retained_bytes = 0
         self.generation += 1
         self._wake()
+        if self.on_change is not None:
+            self.on_change()
 
     def close(self, why: Closed = Closed.DELETED) -> None:
         """Takes no more exchanges; waiters and watchers see everything kept so far, then the end."""
@@ -243,6 +248,19 @@ class Journal:
         if self._pool is not None:
             self._pool.leave(self)
         self._wake()
+
+    def restore(self, entries: Iterable[Exchange], next_sequence: int, total_count: int, evicted_count: int) -> None:
+        """Takes back what a store outside the process kept (in sequence order), numbered as they were."""
+        self.clear()
+        for exchange in entries:
+            exchange.size = estimate_size(exchange)
+            self._entries.append(exchange)
+            self.retained_bytes += exchange.size
+            if self._pool is not None:
+                self._pool.grew(exchange.size)
+        self.next_sequence = max(next_sequence, self._entries[-1].sequence + 1 if self._entries else 1)
+        self.total_count = max(total_count, len(self._entries))
+        self.evicted_count = evicted_count
 
     def __iter__(self) -> Iterator[Exchange]:
         return iter(self._entries)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -76,6 +76,10 @@ class Session:
     _outbound: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
     pending_deliveries: int = field(default=0, init=False)
     _next_order: int = field(default=0, init=False)
+    # A store that keeps sessions outside the process (stores.redis) is told of every change it must write
+    # through this; `version` says whether the definition (stubs) changed, or only runtime state.
+    on_change: Callable[[], None] | None = field(default=None, init=False, repr=False)
+    version: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.limits, self.pool)
@@ -94,6 +98,13 @@ class Session:
         self._ordered = tuple(s for s in self._all if s.websocket is None)
         self._ws_ordered = tuple(s for s in self._all if s.websocket is not None)
         self._index()
+        self.version += 1
+        self.changed()
+
+    def changed(self) -> None:
+        """Tells the store (if it keeps sessions outside the process) that this session has something to write."""
+        if self.on_change is not None:
+            self.on_change()
 
     def _index(self) -> None:
         """Rebuilds the per-(method, path) candidate lists; runs when stubs change, never per request."""
@@ -175,6 +186,7 @@ class Session:
             self.scenarios[scenario] = state
         else:  # the initial state is not stored, so a listing shows only scenarios that moved
             self.scenarios.pop(scenario, None)
+        self.changed()
 
     def _state_mismatch(self, stub: Stub) -> list[Mismatch]:
         if stub.required_state and stub.required_state != self.state_of(stub.scenario):
@@ -214,6 +226,7 @@ class Session:
         if ttl is not None:
             self.ttl = ttl
         self.expire_time = now + self.ttl
+        self.changed()
 
     def reset(self, stubs: bool, journal: bool, state: bool) -> None:
         if stubs:
@@ -226,6 +239,7 @@ class Session:
             self.buckets.clear()
             if self.llm is not None:
                 self.llm.reset()
+            self.changed()
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Keeps a webhook task until it ends, so that closing the session can cancel it."""

@@ -28,6 +28,9 @@ class SessionStore(Protocol):
 
     def __len__(self) -> int: ...
 
+    async def flush(self) -> None:
+        """Returns once every change made so far is stored: at once for a store in this process."""
+
 
 class MemoryStore:
     """Sessions in a dict of this process; lookups on the hot path are one dict access."""
@@ -90,3 +93,6 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    async def flush(self) -> None:
+        return None
