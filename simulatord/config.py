@@ -29,6 +29,11 @@ class Settings:
         "where sessions live: memory (this process), or a Redis URL (redis://host:6379/0, rediss://, "
         "unix:///path.sock) to keep them, with their journals, across restarts; pip install 'simulatord[redis]'",
     )
+    advertise_host: str = _flag(
+        "",
+        "with --store redis://: the host other replicas reach this one at; default --host, or this machine's "
+        "name when --host is 0.0.0.0 or ::",
+    )
     default_ttl: float = _flag(3600.0, "seconds a session lives without RefreshSession")
     max_sessions: int = _flag(10_000, "sessions the daemon holds at most")
     max_sessions_per_tenant: int = _flag(1000, "so that one tenant cannot take every slot of --max-sessions")

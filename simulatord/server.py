@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from simulatord.config import Settings, resolve_server
 from simulatord.control import recorder
 from simulatord.control.auth import load_credentials
+from simulatord.control.relay import ControlRelay
 from simulatord.control.servicer import SimulatorServicer
 from simulatord.control.templates import load_templates
 from simulatord.http_front import create_app
@@ -142,15 +143,12 @@ async def run(
         simulator.clock,
         metrics,
     )
-    if shared is not None:
-        loaded = await shared.load(simulator)
-        log.info("loaded %d sessions from the session store", loaded)
-        shared.start()
     templates = load_templates(settings.templates) if settings.templates is not None else {}
     credentials = load_credentials(settings.auth) if settings.auth is not None else None
 
     grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    servicer = SimulatorServicer(simulator, templates, credentials, outbound, metrics)
+    relay = ControlRelay(shared) if shared is not None else None
+    servicer = SimulatorServicer(simulator, templates, credentials, outbound, metrics, relay)
     health_servicer = health.aio.HealthServicer()
     handlers = _Handlers()
     targets: tuple[Any, ...] = (grpc_server, handlers)  # generated code registers on anything server-shaped
@@ -168,10 +166,18 @@ async def run(
         grpc_port = grpc_server.add_insecure_port(f"{grpc_host}:{settings.grpc_port}")
     except RuntimeError as exc:  # taken between the trial and now, or refused for a reason the trial missed
         raise _cannot_listen(settings.host, settings.grpc_port, "gRPC", "--grpc-port", None) from exc
+    if shared is not None:
+        advertised = settings.advertise_host or (
+            socket.gethostname() if settings.host in ("0.0.0.0", "::", "") else _display_host(settings.host)
+        )
+        loaded = await shared.start(simulator, f"{scheme}://{advertised}:{http_port}", f"{advertised}:{grpc_port}")
+        log.info("replica %s took over %d sessions from the session store", shared.replica, loaded)
     await grpc_server.start()
 
     serving = asyncio.Event()  # set when the ASGI server has started the app (lifespan startup)
     plane = DataPlane(store, simulator.clock, outbound, metrics, recorder.record)
+    if shared is not None:
+        plane.locate = shared.locate_http
     dashboard = (
         # The control plane's credentials, so that a token sees the same tenants on the dashboard as over gRPC.
         DashboardAccess(
@@ -224,6 +230,8 @@ async def run(
     sweeper.cancel()
     if shared is not None:
         await shared.close()  # every exchange is recorded by now: written before the sessions close
+    if relay is not None:
+        await relay.close()
     simulator.close()  # closing the sessions cancels their pending webhook deliveries
     await outbound.close()
     await grpc_server.stop(grace=2.0)

@@ -7,7 +7,7 @@ import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -15,6 +15,7 @@ from simulatord.control.auth import Credentials
 from simulatord.control.convert import exchanges, sessions, stubs, websockets
 from simulatord.control.convert.scalars import seconds
 from simulatord.control.errors import internal_status, to_status
+from simulatord.control.relay import ControlRelay, RelayedError, relayed, session_of
 from simulatord.control.templates import merge
 from simulatord.errors import FailedPrecondition, SimulatorError, SpecErrors, invalid
 from simulatord.names import (
@@ -31,7 +32,7 @@ from simulatord.serving.metrics import Metrics
 from simulatord.serving.outbound import Outbound
 from simulatord.sessions import connections
 from simulatord.sessions.journal import ExchangeFilter
-from simulatord.sessions.service import Simulator
+from simulatord.sessions.service import Simulator, page_of
 from simulatord.sessions.settings import ttl
 from simulatord.sessions.stubs import Stub, check_id, check_scenario
 from simulatord.v1 import exchange_pb2, session_pb2, stub_pb2
@@ -81,8 +82,15 @@ def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
     async def wrapper(self: SimulatorServicer, request: Req, context: Ctx[Req, Resp]) -> Resp:
         try:
             self.authorize(request, context)
-            response = await method(self, request, context)
-            await self.sim.store.flush()  # a store outside the process has what the call changed before it answers
+            owner = await self.owner_elsewhere(request, context)
+            if owner is not None and self.relay is not None:
+                response = cast(Resp, await self.relay.unary(owner, name, request, context))
+            else:
+                response = await method(self, request, context)
+                await self.sim.store.flush()  # a store outside the process has what the call changed before it answers
+        except RelayedError as exc:  # the owner's answer, passed on as it is
+            self.metrics.rpcs[(name, exc.code.name)] += 1
+            await context.abort(exc.code, exc.details, exc.trailing_metadata)
         except SimulatorError as exc:
             status = to_status(exc)
             self.metrics.rpcs[(name, status.code.name)] += 1
@@ -110,8 +118,16 @@ def streaming(method: Streaming[Req, Resp]) -> Streaming[Req, Resp]:
         metrics.watch_streams += 1
         try:
             self.authorize(request, context)
-            async for item in method(self, request, context):
-                yield item
+            owner = await self.owner_elsewhere(request, context)
+            if owner is not None and self.relay is not None:
+                async for item in self.relay.stream(owner, name, request, context):
+                    yield item
+            else:
+                async for item in method(self, request, context):
+                    yield item
+        except RelayedError as exc:
+            code = exc.code.name
+            await context.abort(exc.code, exc.details, exc.trailing_metadata)
         except SimulatorError as exc:
             status = to_status(exc)
             code = status.code.name
@@ -141,8 +157,10 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         credentials: Credentials | None = None,
         outbound: Outbound | None = None,
         metrics: Metrics | None = None,
+        relay: ControlRelay | None = None,
     ) -> None:
         self.sim = simulator
+        self.relay = relay  # set when replicas share sessions: calls for another's session go to it
         self.metrics = metrics or Metrics()
         self.outbound = outbound or Outbound(Targets.parse(DEFAULT_TARGETS), clock=simulator.clock)
         self.templates = dict(templates or {})
@@ -155,6 +173,15 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
             # The token first: a caller without one learns nothing, not even whether its request is well formed.
             grant = self.credentials.identify(context.invocation_metadata() or ())
             grant.check(request_tenant(request))
+
+    async def owner_elsewhere(self, request: Any, context: Ctx[Any, Any]) -> str | None:
+        """The gRPC address of the replica that owns the session this call addresses, when that is another one."""
+        if self.relay is None or relayed(context.invocation_metadata()):
+            return None
+        key = session_of(request)
+        if key is None or self.sim.store.find(key) is not None:
+            return None
+        return await self.relay.placement.locate(key)
 
     def _visible_tenants(self, context: Ctx[Any, Any]) -> frozenset[str] | None:
         """The tenants a listing of `tenants/-` may show this caller; None: every tenant."""
@@ -189,7 +216,14 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         only_stubs = all(v.field.startswith(("stubs[", "template.")) for v in errors.violations)
         errors.raise_if_any(reason="INVALID_STUB" if only_stubs else "INVALID_ARGUMENT")
         await self.outbound.check_upstreams(built)
-        session = self.sim.create_session(key, settings, built)
+        if self.relay is not None:
+            await self.relay.placement.reserve(key)
+        try:
+            session = self.sim.create_session(key, settings, built)
+        except SimulatorError:
+            if self.relay is not None:
+                self.relay.placement.release(key)
+            raise
         return pb.CreateSessionResponse(
             session=sessions.session_to_proto(session, self.sim.addressing),
             stubs=[stubs.stub_to_proto(s) for s in built],
@@ -215,12 +249,25 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
     ) -> pb.ListSessionsResponse:
         tenant = parse_tenant(request.parent, allow_wildcard=True)
         within = self._visible_tenants(context) if tenant == WILDCARD else None
-        found, token = self.sim.list_sessions(
-            tenant, request.page_size, request.page_token, request.label_selector, within=within
+        if self.relay is None or relayed(context.invocation_metadata()):
+            found, token = self.sim.list_sessions(
+                tenant, request.page_size, request.page_token, request.label_selector, within=within
+            )
+            return pb.ListSessionsResponse(
+                sessions=[sessions.session_to_proto(s, self.sim.addressing) for s in found], next_page_token=token
+            )
+        # Every replica holds its own sessions: the listing is theirs and ours, in one order, paged here.
+        listed = [
+            sessions.session_to_proto(s, self.sim.addressing)
+            for s in self.sim.select_sessions(tenant, request.label_selector, within)
+        ]
+        for peer in await self.relay.placement.peers():
+            listed += await self.relay.all_sessions(peer, request, context)
+        listed.sort(key=lambda s: (s.create_time.seconds, s.create_time.nanos, s.name))
+        page, token = page_of(
+            listed, request.page_size, request.page_token, f"sessions:{tenant}:{request.label_selector}"
         )
-        return pb.ListSessionsResponse(
-            sessions=[sessions.session_to_proto(s, self.sim.addressing) for s in found], next_page_token=token
-        )
+        return pb.ListSessionsResponse(sessions=page, next_page_token=token)
 
     @unary
     async def DeleteSession(

@@ -189,8 +189,11 @@ class SimulatedTraffic:
         wire = AsgiWire(scope, receive, send, self.max_stream_seconds, self.plane.shutdown)
         session = self.plane.find(target.key)
         if session is None:
-            await send_plain(answers.no_such_session(target.key), wire)
-            return
+            owner = await self.plane.owner(target.key)
+            session = self.plane.find(target.key)  # taken over from an owner that is gone, in `owner`
+            if session is None:
+                await self._elsewhere(owner, target, scope, receive, wire)
+                return
         if target.ambiguous_framing:
             request = freeze(target, scope, b"", received)
             await self.plane.answer(session, request, answers.ambiguous_framing(), wire)
@@ -211,13 +214,38 @@ class SimulatedTraffic:
             return
         await self.plane.http(session, freeze(target, scope, body, received), wire)
 
+    async def _elsewhere(
+        self, owner: str | None, target: Route, scope: Scope, receive: Receive, wire: AsgiWire
+    ) -> None:
+        """A request for a session this replica does not hold: relayed to the replica that owns it, if any.
+        What the relay refuses itself (a body too large or too slow) is answered here and recorded nowhere."""
+        if owner is None:
+            await send_plain(answers.no_such_session(target.key), wire)
+            return
+        if target.ambiguous_framing:
+            await send_plain(answers.ambiguous_framing(), wire)
+            return
+        try:
+            body = await read_body(receive, self.max_body_bytes, self.slow_bodies, target.announces_body)
+        except ClientGone:
+            return
+        except BodyTooLarge:
+            await send_plain(answers.body_too_large(self.max_body_bytes), wire)
+            return
+        except BodyTooSlow:
+            await send_plain(answers.body_too_slow(self.read_timeout), wire)
+            return
+        await self.plane.relay(owner, dict(scope), body, wire)
+
     async def websocket(self, target: Route, scope: Scope, receive: Receive, send: Send) -> None:
         received = time.time()
         socket = AsgiSocket(scope, receive, send)
         if not await socket.connected():
             return
         session = self.plane.find(target.key)
+        owner = await self.plane.owner(target.key) if session is None else None
+        session = session or self.plane.find(target.key)
         if session is None:
-            await socket.refuse(answers.no_such_session(target.key))
+            await socket.refuse(answers.no_such_session(target.key) if owner is None else answers.not_relayed(owner))
             return
         await self.plane.websocket(session, freeze(target, scope, b"", received, method="GET"), socket)

@@ -6,7 +6,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from simulatord.matching.request import HttpRequest
 from simulatord.names import WILDCARD, SessionKey
@@ -14,7 +15,7 @@ from simulatord.responding import behaviour
 from simulatord.responding.reply import Reply, error_reply
 from simulatord.responding.websocket import GOING_AWAY
 from simulatord.responding.wire import End, Shutdown, Wire, send_plain
-from simulatord.serving import answers, chain, websocket
+from simulatord.serving import answers, chain, relaying, websocket
 from simulatord.serving.metrics import Metrics
 from simulatord.serving.outbound import Outbound, template_values
 from simulatord.serving.proxying import Forwarder, Recorder
@@ -55,6 +56,16 @@ class DataPlane:
         self.forwarder = Forwarder(self.outbound, recorder)
         self.find: Callable[[SessionKey], Session | None] = store.find  # the hot path's first call, unwrapped
         self.shutdown = Shutdown()
+        # Set when replicas share sessions: the HTTP address of another replica that owns a session, or None.
+        self.locate: Callable[[SessionKey], Awaitable[str | None]] | None = None
+
+    async def owner(self, key: SessionKey) -> str | None:
+        """The HTTP address of the replica that owns a session this one does not hold; None: nobody does."""
+        return None if self.locate is None else await self.locate(key)
+
+    async def relay(self, owner: str, scope: dict[str, Any], body: bytes, wire: Wire) -> None:
+        """Serves a request through the replica that owns its session (which records it)."""
+        await relaying.relay(self.outbound.http(), owner, scope, body, wire)
 
     def stop(self) -> None:
         """The daemon is stopping: waits and streams in progress end now, and every WebSocket is closed, so

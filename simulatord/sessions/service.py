@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from simulatord.errors import FailedPrecondition, NotFound, Unavailable, invalid
 from simulatord.names import WILDCARD, SessionKey
@@ -17,6 +18,8 @@ from simulatord.sessions.settings import SessionSettings
 from simulatord.sessions.store import SessionStore
 from simulatord.sessions.stubs import Stub
 from simulatord.sessions.verify import VerifyReport, verify
+
+T = TypeVar("T")
 
 DEFAULT_JOURNAL_BUDGET = 512 * 1024 * 1024
 DEFAULT_PAGE_SIZE = 100
@@ -63,6 +66,14 @@ def page_size(requested: int, field: str = "page_size") -> int:
     if requested < 0:
         raise invalid(field, "must not be negative")
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def page_of(items: Sequence[T], size: int, token: str, kind: str) -> tuple[list[T], str]:
+    """One page of `items` and the token of the next (empty after the last), by offset."""
+    offset = decode_token(token, kind)
+    limit = page_size(size)
+    more = offset + limit < len(items)
+    return list(items[offset : offset + limit]), encode_token(kind, offset + limit) if more else ""
 
 
 def parse_label_selector(selector: str) -> list[tuple[str, str | None]]:
@@ -131,18 +142,17 @@ class Simulator:
         self, tenant: str, size: int, token: str, selector: str, within: Collection[str] | None = None
     ) -> tuple[list[Session], str]:
         """`within`, when given, keeps only sessions of those tenants: what a tenant-scoped caller of `-` sees."""
+        return page_of(self.select_sessions(tenant, selector, within), size, token, f"sessions:{tenant}:{selector}")
+
+    def select_sessions(self, tenant: str, selector: str, within: Collection[str] | None = None) -> list[Session]:
+        """Every session of `tenant` (or `-`) whose labels the selector accepts, oldest first."""
         terms = parse_label_selector(selector)
-        offset = decode_token(token, f"sessions:{tenant}:{selector}")
-        limit = page_size(size)
-        chosen = [
+        return [
             s
             for s in self.store.in_tenant(tenant)
             if (within is None or s.key.tenant in within)
             and all(k in s.labels and (v is None or s.labels[k] == v) for k, v in terms)
         ]
-        page = chosen[offset : offset + limit]
-        more = offset + limit < len(chosen)
-        return page, encode_token(f"sessions:{tenant}:{selector}", offset + limit) if more else ""
 
     def delete_session(self, key: SessionKey, allow_missing: bool = False) -> None:
         if self.store.remove(key) is None and not allow_missing:
@@ -194,11 +204,7 @@ class Simulator:
         return self.store.get(key).get_stub(stub_id)
 
     def list_stubs(self, key: SessionKey, size: int, token: str) -> tuple[list[Stub], str]:
-        stubs = self.store.get(key).stubs
-        offset = decode_token(token, f"stubs:{key.name}")
-        limit = page_size(size)
-        more = offset + limit < len(stubs)
-        return list(stubs[offset : offset + limit]), encode_token(f"stubs:{key.name}", offset + limit) if more else ""
+        return page_of(self.store.get(key).stubs, size, token, f"stubs:{key.name}")
 
     def replace_stub(self, key: SessionKey, stub: Stub) -> Stub:
         self.store.get(key).replace_stub(stub)

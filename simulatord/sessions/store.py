@@ -32,6 +32,26 @@ class SessionStore(Protocol):
         """Returns once every change made so far is stored: at once for a store in this process."""
 
 
+def already_exists(key: SessionKey) -> AlreadyExists:
+    return AlreadyExists(f"session {key.name} already exists", "SESSION_ALREADY_EXISTS", {"session": key.name})
+
+
+def too_many_sessions(limit: int) -> ResourceExhausted:
+    return ResourceExhausted(
+        f"the daemon holds its maximum of {limit} sessions; delete some first",
+        "TOO_MANY_SESSIONS",
+        {"max_sessions": str(limit)},
+    )
+
+
+def tenant_quota_exceeded(tenant: str, limit: int) -> ResourceExhausted:
+    return ResourceExhausted(
+        f"tenant {tenant} holds its quota of {limit} sessions; delete some first",
+        "TENANT_QUOTA_EXCEEDED",
+        {"tenant": tenant, "max_sessions_per_tenant": str(limit)},
+    )
+
+
 class MemoryStore:
     """Sessions in a dict of this process; lookups on the hot path are one dict access."""
 
@@ -43,24 +63,12 @@ class MemoryStore:
 
     def add(self, session: Session) -> None:
         if session.key in self._sessions:
-            raise AlreadyExists(
-                f"session {session.key.name} already exists",
-                "SESSION_ALREADY_EXISTS",
-                {"session": session.key.name},
-            )
+            raise already_exists(session.key)
         if len(self._sessions) >= self.max_sessions:
-            raise ResourceExhausted(
-                f"the daemon holds its maximum of {self.max_sessions} sessions; delete some first",
-                "TOO_MANY_SESSIONS",
-                {"max_sessions": str(self.max_sessions)},
-            )
+            raise too_many_sessions(self.max_sessions)
         tenant = session.key.tenant
         if self._per_tenant[tenant] >= self.max_per_tenant:
-            raise ResourceExhausted(
-                f"tenant {tenant} holds its quota of {self.max_per_tenant} sessions; delete some first",
-                "TENANT_QUOTA_EXCEEDED",
-                {"tenant": tenant, "max_sessions_per_tenant": str(self.max_per_tenant)},
-            )
+            raise tenant_quota_exceeded(tenant, self.max_per_tenant)
         self._sessions[session.key] = session
         self._per_tenant[tenant] += 1
 

@@ -29,10 +29,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from simulatord.control.convert import exchanges, sessions, stubs
 from simulatord.errors import SimulatorError, SpecErrors, Unavailable
-from simulatord.names import SessionKey, parse_session
+from simulatord.names import SessionKey, new_id, parse_session
 from simulatord.sessions.service import Simulator
 from simulatord.sessions.session import Session
-from simulatord.sessions.store import MemoryStore
+from simulatord.sessions.store import MemoryStore, already_exists, tenant_quota_exceeded, too_many_sessions
 from simulatord.v1 import exchange_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 
@@ -45,6 +45,33 @@ for i = 1, #ARGV, 2 do
 end
 return #ARGV / 2
 """
+# The owner of a session and the owner's advertised addresses ('' when its lease ran out).
+_LOCATE = """
+local owner = redis.call('GET', KEYS[1])
+if not owner then return {'', ''} end
+return {owner, redis.call('GET', ARGV[1] .. owner) or ''}
+"""
+# Takes a session whose owner's lease ran out (or that has none); 0 when a live replica owns it.
+_CLAIM = """
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return 1 end
+if owner and redis.call('EXISTS', ARGV[2] .. owner) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+# A new session's name and quota slots, across every replica, taken at once.
+_RESERVE = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 'exists' end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 'too_many' end
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 'quota' end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2])
+return 'ok'
+"""
+HEARTBEAT = 1.0  # seconds between a replica's renewals of its lease
+LEASE = 3.0  # seconds a replica's sessions stay its own without a renewal
+ORPHAN_SWEEP_BEATS = 2  # every how many beats a replica looks for sessions nobody owns
 _APPEND_MAX_ENTRIES = 500
 _APPEND_MAX_BYTES = 8 * 1024 * 1024
 FLUSH_TIMEOUT = 5.0  # seconds a control RPC waits for Redis before it answers UNAVAILABLE
@@ -94,6 +121,11 @@ class RedisStore:
         self._writer: asyncio.Task[None] | None = None
         self._append: str | None = None  # the SHA of _APPEND once Redis has it
         self.failure = ""  # why the last write failed, until one succeeds
+        self.replica = new_id("r")  # this daemon among the replicas sharing the Redis
+        self.simulator: Simulator | None = None
+        self._advert = ""
+        self._heart: asyncio.Task[None] | None = None
+        self._adopting: dict[SessionKey, asyncio.Future[bool]] = {}
 
     # --- the SessionStore interface --------------------------------------------------------------
 
@@ -146,17 +178,17 @@ class RedisStore:
 
     # --- the writer ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_forever(), name="redis-store-writer")
-
     async def close(self) -> None:
         """Writes what is left, then stops the writer and disconnects."""
         with contextlib.suppress(SimulatorError):
             await self.flush()
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+        for task in (self._writer, self._heart):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        with contextlib.suppress(Exception):  # leaving at once lets another replica take the sessions over now
+            await self.redis.delete(self._replica_key(self.replica))
         await self.redis.aclose()
 
     async def _write_forever(self) -> None:
@@ -196,8 +228,9 @@ class RedisStore:
             self._append = await self.redis.script_load(_APPEND)
         pipe = self.redis.pipeline(transaction=False)
         for key in removed:  # first, so that a session made again under the same name starts clean
-            pipe.delete(self._session_key(key), self._journal_key(key))
+            pipe.delete(self._session_key(key), self._journal_key(key), self._owner_key(key))
             pipe.srem(f"{self.prefix}sessions", key.name)
+            pipe.srem(self._tenant_key(key.tenant), key.name)
         written: dict[Session, _Written] = {}
         for key, session in dirty.items():
             written[session] = self._write_session(pipe, key, session)
@@ -212,6 +245,7 @@ class RedisStore:
             fields["create"] = definition(session).SerializeToString()
             fields["stubs"] = stub_batch(session).SerializeToString()
             pipe.sadd(f"{self.prefix}sessions", key.name)
+            pipe.sadd(self._tenant_key(key.tenant), key.name)
         pipe.hset(self._session_key(key), mapping=fields)
         journal = session.journal
         stream = self._journal_key(key)
@@ -241,6 +275,15 @@ class RedisStore:
     def _journal_key(self, key: SessionKey) -> str:
         return f"{self.prefix}journal:{key.name}"
 
+    def _owner_key(self, key: SessionKey) -> str:
+        return f"{self.prefix}owner:{key.name}"
+
+    def _tenant_key(self, tenant: str) -> str:
+        return f"{self.prefix}tenant:{tenant}"
+
+    def _replica_key(self, replica: str) -> str:
+        return f"{self.prefix}replica:{replica}"
+
     # --- start-up --------------------------------------------------------------------------------
 
     async def connect(self) -> None:
@@ -250,31 +293,129 @@ class RedisStore:
         except Exception as exc:
             raise OSError(f"the session store at {display_url(self.url)} does not answer: {exc}") from exc
 
-    async def load(self, simulator: Simulator) -> int:
-        """Makes every stored session again, with its stubs, counters, scenario states and journal; drops the
-        ones that expired while no daemon ran. Returns how many were loaded."""
+    async def start(self, simulator: Simulator, http_url: str, grpc_address: str) -> int:
+        """Joins the replicas sharing this Redis under the given addresses, takes over (loads) every session
+        no live replica owns, and starts writing and renewing. Returns how many sessions it took over."""
+        self.simulator = simulator
+        self._advert = json.dumps({"http": http_url, "grpc": grpc_address})
+        await self._beat()
+        loaded = await self.adopt_orphans()
+        self._writer = asyncio.create_task(self._write_forever(), name="redis-store-writer")
+        self._heart = asyncio.create_task(self._beat_forever(), name="redis-store-heartbeat")
+        return loaded
+
+    # --- replicas --------------------------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        await self.redis.set(self._replica_key(self.replica), self._advert, px=round(LEASE * 1000))
+
+    async def _beat_forever(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            beats += 1
+            try:
+                await self._beat()
+                if beats % ORPHAN_SWEEP_BEATS == 0:
+                    await self.adopt_orphans()
+            except Exception as exc:  # the writer reports Redis trouble to the callers; keep beating
+                log.warning("renewing replica %s in %s failed: %s", self.replica, display_url(self.url), exc)
+
+    async def locate(self, key: SessionKey) -> str | None:
+        found = await self._locate(key)
+        return found["grpc"] if found is not None else None
+
+    async def locate_http(self, key: SessionKey) -> str | None:
+        """The HTTP base URL of the live replica that owns `key`, when that is another one (see `locate`)."""
+        found = await self._locate(key)
+        return found["http"] if found is not None else None
+
+    async def _locate(self, key: SessionKey) -> dict[str, str] | None:
+        if self._memory.find(key) is not None:
+            return None
+        owner, advert = await self.redis.eval(_LOCATE, 1, self._owner_key(key), f"{self.prefix}replica:")
+        owner, advert = owner.decode(), advert.decode()
+        if not owner or owner == self.replica:
+            return None
+        if not advert:  # its owner died: this replica takes it over, and answers
+            await self.adopt(key)
+            return None
+        found: dict[str, str] = json.loads(advert)
+        return found
+
+    async def reserve(self, key: SessionKey) -> None:
+        outcome = (
+            await self.redis.eval(
+                _RESERVE,
+                3,
+                f"{self.prefix}sessions",
+                self._tenant_key(key.tenant),
+                self._owner_key(key),
+                key.name,
+                self.replica,
+                self._memory.max_sessions,
+                self._memory.max_per_tenant,
+            )
+        ).decode()
+        if outcome == "exists":
+            raise already_exists(key)
+        if outcome == "too_many":
+            raise too_many_sessions(self._memory.max_sessions)
+        if outcome == "quota":
+            raise tenant_quota_exceeded(key.tenant, self._memory.max_per_tenant)
+
+    def release(self, key: SessionKey) -> None:
+        self._removed.add(key)
+        self._note()
+
+    async def peers(self) -> list[str]:
+        names = [k async for k in self.redis.scan_iter(match=f"{self.prefix}replica:*", count=1000)]
+        mine = self._replica_key(self.replica).encode()
+        adverts = await self.redis.mget(names) if names else []
+        return [json.loads(a)["grpc"] for n, a in zip(names, adverts, strict=True) if a is not None and n != mine]
+
+    async def adopt_orphans(self) -> int:
+        """Takes over every stored session whose owner is gone (all of them at the first start)."""
         names = sorted(n.decode() for n in await self.redis.smembers(f"{self.prefix}sessions"))
-        loaded = 0
+        adopted = 0
         for name in names:
             key = parse_session(name)
-            fields = await self.redis.hgetall(self._session_key(key))
-            entries = await self.redis.xrange(self._journal_key(key))
-            try:
-                session = _restore(simulator, key, fields, entries)
-            except Exception as exc:  # one unreadable session must not keep the others from loading
-                log.error("session %s in %s was not loaded (left as it is): %s", name, display_url(self.url), exc)
-                continue
-            if session is None:
-                self._removed.add(key)
-                self._note()
-                continue
-            self._written[session] = _Written(
-                session.version, session.journal.generation, session.journal.last_sequence
-            )
-            loaded += 1
-        # Restoring made changes the store would write back unchanged: only removals are left to write.
-        self._dirty.clear()
-        return loaded
+            if self._memory.find(key) is None and await self.adopt(key):
+                adopted += 1
+        return adopted
+
+    async def adopt(self, key: SessionKey) -> bool:
+        """Claims a session whose owner is gone and makes it again here from what Redis holds; False when a
+        live replica owns it (or it is gone)."""
+        running = self._adopting.get(key)
+        if running is None:
+            running = self._adopting[key] = asyncio.ensure_future(self._adopt(key))
+            running.add_done_callback(lambda _: self._adopting.pop(key, None))
+        return await asyncio.shield(running)
+
+    async def _adopt(self, key: SessionKey) -> bool:
+        if self._memory.find(key) is not None:
+            return True
+        claimed = await self.redis.eval(_CLAIM, 1, self._owner_key(key), self.replica, f"{self.prefix}replica:")
+        if not claimed:
+            return False
+        fields = await self.redis.hgetall(self._session_key(key))
+        entries = await self.redis.xrange(self._journal_key(key))
+        if self._memory.find(key) is not None:
+            return True
+        assert self.simulator is not None, "adopting starts with start()"
+        try:
+            session = _restore(self.simulator, key, fields, entries)
+        except Exception as exc:  # one unreadable session must not keep the others from loading
+            log.error("session %s in %s was not loaded (left as it is): %s", key.name, display_url(self.url), exc)
+            return False
+        if session is None:  # expired while nobody owned it
+            self._removed.add(key)
+            self._note()
+            return False
+        self._written[session] = _Written(session.version, session.journal.generation, session.journal.last_sequence)
+        self._dirty.pop(key, None)  # restoring changed nothing the store would have to write back
+        return True
 
 
 def definition(session: Session) -> pb.CreateSessionRequest:
