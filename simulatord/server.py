@@ -232,6 +232,7 @@ async def run(
         await shared.close()  # every exchange is recorded by now: written before the sessions close
     if relay is not None:
         await relay.close()
+        await plane.relayer.close()
     simulator.close()  # closing the sessions cancels their pending webhook deliveries
     await outbound.close()
     await grpc_server.stop(grace=2.0)

@@ -84,7 +84,10 @@ class ControlRelay:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            # A replica that is gone or stalled fails a relayed call within about 2 s (gRPC's default connect
+            # deadline is 20 s), so that callers retry while its lease runs out rather than hang.
+            options = [("grpc.min_reconnect_backoff_ms", 2000), ("grpc.max_reconnect_backoff_ms", 2000)]
+            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=options)
         return channel
 
     def _call_metadata(self, context: grpc.aio.ServicerContext[Any, Any]) -> list[tuple[str, Any]]:

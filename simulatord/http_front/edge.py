@@ -11,7 +11,7 @@ from typing import Any
 from simulatord.http_front.connection import AsgiWire
 from simulatord.http_front.routing import Route, header_problem, route
 from simulatord.http_front.websocket import AsgiSocket
-from simulatord.matching.request import HttpRequest
+from simulatord.matching.request import HttpRequest, Routing
 from simulatord.responding.wire import send_plain
 from simulatord.serving import DataPlane, answers
 
@@ -246,6 +246,10 @@ class SimulatedTraffic:
         owner = await self.plane.owner(target.key) if session is None else None
         session = session or self.plane.find(target.key)
         if session is None:
-            await socket.refuse(answers.no_such_session(target.key) if owner is None else answers.not_relayed(owner))
+            if owner is None:
+                await socket.refuse(answers.no_such_session(target.key))
+            else:
+                named = target.key.name if target.routing is Routing.HOST else None
+                await self.plane.relay_websocket(owner, dict(scope), socket, named)
             return
         await self.plane.websocket(session, freeze(target, scope, b"", received, method="GET"), socket)

@@ -37,12 +37,6 @@ def no_such_session(key: SessionKey) -> Reply:
     return json_reply(404, {"error": f"session {key.name} not found", "reason": "SESSION_NOT_FOUND"})
 
 
-def not_relayed(owner: str) -> Reply:
-    """For a WebSocket upgrade to a session another replica owns: WebSockets are not relayed between replicas."""
-    message = f"this session is served by another replica ({owner}); connect WebSockets to it directly"
-    return error_reply("WEBSOCKET_NOT_RELAYED", message, status=421)
-
-
 def malformed_session_header(problem: str) -> Reply:
     """For a request whose x-simulatord-session header names no session: what is wrong with its value, where
     the daemon's 404 page would only list the ways of addressing a session."""

@@ -58,14 +58,26 @@ class DataPlane:
         self.shutdown = Shutdown()
         # Set when replicas share sessions: the HTTP address of another replica that owns a session, or None.
         self.locate: Callable[[SessionKey], Awaitable[str | None]] | None = None
+        self.relayer = relaying.Relayer()
 
     async def owner(self, key: SessionKey) -> str | None:
         """The HTTP address of the replica that owns a session this one does not hold; None: nobody does."""
         return None if self.locate is None else await self.locate(key)
 
     async def relay(self, owner: str, scope: dict[str, Any], body: bytes, wire: Wire) -> None:
-        """Serves a request through the replica that owns its session (which records it)."""
-        await relaying.relay(self.outbound.http(), owner, scope, body, wire)
+        """Serves a request through the replica that owns its session (which records it); a request relayed
+        here already is not sent on again, but told to come back (its session's owner is changing)."""
+        if relaying.relayed(scope):
+            await send_plain(relaying.owner_unavailable(owner, "is changing; try again"), wire)
+            return
+        await self.relayer.relay(owner, scope, body, wire)
+
+    async def relay_websocket(self, owner: str, scope: dict[str, Any], socket: Socket, session: str | None) -> None:
+        """A WebSocket through the replica that owns its session; see `relay` for one relayed already."""
+        if relaying.relayed(scope):
+            await socket.refuse(relaying.owner_unavailable(owner, "is changing; try again"))
+            return
+        await relaying.relay_websocket(owner, scope, socket, session)
 
     def stop(self) -> None:
         """The daemon is stopping: waits and streams in progress end now, and every WebSocket is closed, so

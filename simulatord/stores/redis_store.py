@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from simulatord.control.convert import exchanges, sessions, stubs
 from simulatord.errors import SimulatorError, SpecErrors, Unavailable
-from simulatord.names import SessionKey, new_id, parse_session
+from simulatord.names import WILDCARD, SessionKey, new_id, parse_session
 from simulatord.sessions.service import Simulator
 from simulatord.sessions.session import Session
 from simulatord.sessions.store import MemoryStore, already_exists, tenant_quota_exceeded, too_many_sessions
@@ -69,6 +69,10 @@ redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[2])
 return 'ok'
 """
+# How long a replica relays to an owner it looked up without asking Redis again: a relayed request saves a
+# round trip, and an ownership change (a takeover, a handover) is seen this much later at most.
+LOCATED_FOR = 0.5
+LOCATED_MAX = 10_000
 HEARTBEAT = 1.0  # seconds between a replica's renewals of its lease
 LEASE = 3.0  # seconds a replica's sessions stay its own without a renewal
 ORPHAN_SWEEP_BEATS = 2  # every how many beats a replica looks for sessions nobody owns
@@ -124,8 +128,10 @@ class RedisStore:
         self.replica = new_id("r")  # this daemon among the replicas sharing the Redis
         self.simulator: Simulator | None = None
         self._advert = ""
+        self._advert_set = False
         self._heart: asyncio.Task[None] | None = None
         self._adopting: dict[SessionKey, asyncio.Future[bool]] = {}
+        self._located: dict[SessionKey, tuple[float, dict[str, str]]] = {}  # key: (until, owner's addresses)
 
     # --- the SessionStore interface --------------------------------------------------------------
 
@@ -135,13 +141,19 @@ class RedisStore:
         self._mark(session)
 
     def remove(self, key: SessionKey) -> Session | None:
+        session = self._forget(key)
+        if session is not None:
+            self._removed.add(key)
+            self._note()
+        return session
+
+    def _forget(self, key: SessionKey) -> Session | None:
+        """Drops a session from this replica only: what Redis holds of it stays."""
         session = self._memory.remove(key)
         if session is not None:
             session.on_change = session.journal.on_change = None
             self._written.pop(session, None)
             self._dirty.pop(key, None)
-            self._removed.add(key)
-            self._note()
         return session
 
     def __len__(self) -> int:
@@ -307,7 +319,25 @@ class RedisStore:
     # --- replicas --------------------------------------------------------------------------------
 
     async def _beat(self) -> None:
-        await self.redis.set(self._replica_key(self.replica), self._advert, px=round(LEASE * 1000))
+        key, lease = self._replica_key(self.replica), round(LEASE * 1000)
+        if self._advert_set and not await self.redis.set(key, self._advert, px=lease, xx=True):
+            await self._lapsed()  # our lease ran out (a stalled loop, Redis away): others may own our sessions
+        await self.redis.set(key, self._advert, px=lease)
+        self._advert_set = True
+
+    async def _lapsed(self) -> None:
+        """Gives up, in this replica only, every session another replica took over while our lease had lapsed;
+        the others are still ours (their owner key still names us)."""
+        keys = [session.key for session in self._memory.in_tenant(WILDCARD)]
+        owners = await self.redis.mget([self._owner_key(k) for k in keys]) if keys else []
+        for key, owner in zip(keys, owners, strict=True):
+            if owner is None or owner.decode() != self.replica:
+                log.warning(
+                    "session %s was taken over by replica %s while this one's lease had lapsed", key.name, owner
+                )
+                lost = self._forget(key)
+                if lost is not None:
+                    lost.close()
 
     async def _beat_forever(self) -> None:
         beats = 0
@@ -333,6 +363,10 @@ class RedisStore:
     async def _locate(self, key: SessionKey) -> dict[str, str] | None:
         if self._memory.find(key) is not None:
             return None
+        now = time.monotonic()
+        cached = self._located.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         owner, advert = await self.redis.eval(_LOCATE, 1, self._owner_key(key), f"{self.prefix}replica:")
         owner, advert = owner.decode(), advert.decode()
         if not owner or owner == self.replica:
@@ -341,6 +375,9 @@ class RedisStore:
             await self.adopt(key)
             return None
         found: dict[str, str] = json.loads(advert)
+        if len(self._located) >= LOCATED_MAX:
+            self._located.clear()
+        self._located[key] = (now + LOCATED_FOR, found)
         return found
 
     async def reserve(self, key: SessionKey) -> None:

@@ -40,13 +40,15 @@ def daemon_on(store: str, *args: str) -> Iterator[tuple[EmbeddedDaemon, Control]
 
 
 def eventually(call: Callable[[], T], within: float = 15.0) -> T:
-    """The call's answer once it stops failing with UNAVAILABLE (a session whose owner's lease has yet to run out)."""
+    """The call's answer once it stops failing with UNAVAILABLE or DEADLINE_EXCEEDED (relayed to an owner that is
+    gone or stalled, whose lease has yet to run out)."""
     deadline = time.monotonic() + within
     while True:
         try:
             return call()
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+            waiting = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            if exc.code() not in waiting or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 

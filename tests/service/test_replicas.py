@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ from google.protobuf import json_format
 from simulatord.v1 import exchange_pb2, stub_pb2
 from simulatord.v1 import simulator_service_pb2 as pb
 from simulatord.v1 import simulator_service_pb2_grpc as pb_grpc
+from simulatord_client.behaviours import websocket_stub, ws_binary, ws_close, ws_rule, ws_text
 from simulatord_client.embedded import EmbeddedDaemon
 from tests.helpers import SERVER, TOKENS, bearer, stub, write_auth_file
 from tests.redis_support import RedisServer, redis_server
@@ -226,7 +228,9 @@ def test_http_traffic_for_another_replicas_session_is_served_through_its_owner(r
             ("GET", "/sse", 200),
             ("GET", "/reset", 0),
         ]  # each recorded once, by the owner
-        assert dict((h.name, h.value) for h in journal[1].request.headers)["x-id"] == "7"
+        relayed_headers = {h.name: h.value for h in journal[1].request.headers}
+        assert relayed_headers["x-id"] == "7" and relayed_headers["x-simulatord-relayed"] == "1"
+        assert "x-simulatord-relayed" not in {h.name for h in journal[0].request.headers}  # came straight
         assert journal[2].request.routing == exchange_pb2.ROUTING_HOST
 
 
@@ -252,11 +256,80 @@ def test_traffic_for_a_killed_owners_session_gets_503_until_another_replica_take
         assert answer.text == "here"
 
 
-def test_a_websocket_to_another_replicas_session_is_refused_with_the_reason(redis_server: RedisServer) -> None:
+def test_a_websocket_to_another_replicas_session_is_relayed_both_ways_with_its_close(
+    redis_server: RedisServer,
+) -> None:
+    with replicas(redis_server, 2) as [(_, on_a), (b, _)]:
+        name = on_a.CreateSession(pb.CreateSessionRequest(parent="tenants/team", session_id="chat")).session.name
+        chat = websocket_stub(
+            "/rooms/{room}",
+            on_connect=[ws_text("welcome to {{ path.room }}", template=True)],
+            rules=[
+                ws_rule(ws_text("pong"), equals="ping"),
+                ws_rule(ws_binary(b"\x00\x01"), contains="bytes"),
+                ws_rule(ws_text("bye"), equals="quit", close=ws_close(4001, "client asked")),
+            ],
+            subprotocol="chat.v1",
+        )
+        on_a.CreateStub(pb.CreateStubRequest(parent=name, stub=chat))
+        base = b.http_url.replace("http://", "ws://")
+        with websockets.sync.client.connect(f"{base}/{name}/rooms/lobby", subprotocols=["chat.v1"]) as client:
+            assert client.subprotocol == "chat.v1"
+            assert client.recv(timeout=5) == "welcome to lobby"
+            client.send("ping")
+            assert client.recv(timeout=5) == "pong"
+            client.send("some bytes")
+            assert client.recv(timeout=5) == b"\x00\x01"
+            client.send("quit")
+            assert client.recv(timeout=5) == "bye"
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                client.recv(timeout=5)
+            assert (client.close_code, client.close_reason) == (4001, "client asked")
+        # Routed by Host here; the owner gets the session's name in the routing header.
+        port = int(b.http_url.rsplit(":", 1)[1])
+        with websockets.sync.client.connect(
+            f"ws://chat.team.localhost:{port}/rooms/hall",
+            sock=socket.create_connection(("127.0.0.1", port)),  # the Host header names the session
+            subprotocols=["chat.v1"],
+        ) as client:
+            assert client.recv(timeout=5) == "welcome to hall"
+        # An upgrade the owner refuses (no stub there) is refused with the owner's answer.
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused_upgrade:
+            websockets.sync.client.connect(f"{base}/{name}/nowhere").close()
+        assert refused_upgrade.value.response.status_code == 404
+        assert b"SESSION_NOT_FOUND" not in refused_upgrade.value.response.body  # the owner's unmatched answer
+
+        journal = on_a.ListExchanges(pb.ListExchangesRequest(parent=name)).exchanges
+        upgrades = [e for e in journal if e.kind == exchange_pb2.EXCHANGE_KIND_WEBSOCKET_UPGRADE]
+        assert [(e.request.path, e.response.status) for e in upgrades] == [
+            ("/rooms/lobby", 101),
+            ("/rooms/hall", 101),
+            ("/nowhere", 404),
+        ]
+
+
+def test_a_request_relayed_once_is_never_relayed_again(redis_server: RedisServer) -> None:
     with replicas(redis_server, 2) as [(_, on_a), (b, _)]:
         name = on_a.CreateSession(pb.CreateSessionRequest(parent="tenants/team")).session.name
-        url = b.http_url.replace("http://", "ws://") + f"/{name}/ws"
-        with pytest.raises(websockets.exceptions.InvalidStatus) as refused_upgrade, websockets.sync.client.connect(url):
-            pass
-        assert refused_upgrade.value.response.status_code == 421
-        assert b"WEBSOCKET_NOT_RELAYED" in refused_upgrade.value.response.body
+        answer = httpx.get(f"{b.http_url}/{name}/x", headers={"x-simulatord-relayed": "1"})
+        assert (answer.status_code, answer.json()["reason"]) == (503, "OWNER_UNAVAILABLE")
+        assert "is changing" in answer.json()["error"]
+
+
+def test_a_replica_whose_lease_lapsed_gives_up_what_another_took_over(redis_server: RedisServer) -> None:
+    with replicas(redis_server, 2) as [(a, on_a), (_, on_b)]:
+        name = on_a.CreateSession(pb.CreateSessionRequest(parent="tenants/team")).session.name
+        on_a.CreateStub(pb.CreateStubRequest(parent=name, stub=stub(path="/who", text="old")))
+        assert a.process is not None
+        a.process.send_signal(signal.SIGSTOP)  # a stalled owner: alive, but its lease runs out
+        try:
+            eventually(lambda: on_b.GetSession(pb.GetSessionRequest(name=name), timeout=2))  # taken over by b
+            on_b.CreateStub(pb.CreateStubRequest(parent=name, stub=stub(path="/who", text="new")), timeout=5)
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        # Once a's next heartbeat finds its lease gone, a drops the session and relays to b like any replica.
+        deadline = time.monotonic() + 10
+        while (answer := httpx.get(f"{a.http_url}/{name}/who")).text != "new" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert answer.text == "new"
+        assert on_a.GetSession(pb.GetSessionRequest(name=name)).session.stub_count == 2
