@@ -2,7 +2,8 @@
 #
 # Build the wheels on the host first (the build then needs no network at all, which matters where
 # containers cannot reach a package index):
-#     python -m pip wheel '.[fast]' -w dist/wheels      # [fast]: uvicorn and uvloop, which the daemon then serves with
+#     python -m pip wheel '.[fast,redis]' -w dist/wheels  # [fast]: uvicorn and uvloop, which the daemon then
+#                                                       # serves with; [redis]: --store redis:// and replicas
 #     podman build -t localhost/simulatord:dev .        # or: docker build ...
 # Configuration is by environment variables (SIMULATORD_*, see below) or `serve` flags appended to the
 # run command; nothing is baked in.
@@ -12,11 +13,12 @@ FROM python:3.11-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY dist/wheels/ /wheels/
 # --no-index: only the wheels from the context, so the image is exactly what the host resolved. The fast
-# extra is what makes `--server auto` (the default) serve with uvicorn on uvloop instead of hypercorn.
+# extra is what makes `--server auto` (the default) serve with uvicorn on uvloop instead of hypercorn; the
+# redis extra lets the image run as a replica (examples/replicas).
 # pip itself is removed afterwards: the runtime image has no installer (and no compiler: every dependency
 # ships a binary wheel).
 RUN python3 -m venv /opt/simulatord \
- && /opt/simulatord/bin/pip install --no-index --find-links /wheels 'simulatord[fast]' \
+ && /opt/simulatord/bin/pip install --no-index --find-links /wheels 'simulatord[fast,redis]' \
  && /opt/simulatord/bin/pip uninstall -y -q pip \
  && /opt/simulatord/bin/python -c "import simulatord.cli"
 

@@ -8,10 +8,11 @@
 #      so the project's dependency set stays what pyproject.toml says);
 #   3. writes a private containers.conf and storage.conf (runc instead of crun, explicit ulimits,
 #      storage below the state directory) -- see shared/containers.md for why each setting is needed;
-#   4. builds the base image localhost/bookworm-py:base when it is missing (no image registry is
+#   4. builds the base image localhost/bookworm-py:redis when it is missing (no image registry is
 #      reachable) with debootstrap, or from a cached rootfs tarball less than a week old, and tags it
 #      docker.io/library/python:3.11-slim, so that ordinary `FROM python:3.11-slim` Dockerfiles build
-#      without a pull;
+#      without a pull, and docker.io/library/redis:7-bookworm (it holds Debian's redis-server), for the
+#      replicas example;
 #   5. writes <state dir>/env, to be sourced, and prints its export lines.
 #
 # The state directory is <repo root>/.podman (gitignored) unless SIMULATORD_PODMAN_DIR says otherwise,
@@ -27,8 +28,10 @@ die() { printf '[podman-setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE_DIR="${SIMULATORD_PODMAN_DIR:-$REPO_ROOT/.podman}"
-BASE_IMAGE="localhost/bookworm-py:base"
+BASE_IMAGE="localhost/bookworm-py:redis"
 PY_SLIM_TAG="docker.io/library/python:3.11-slim"
+# The same image stands in for redis:7-bookworm (the replicas example); its services give the command.
+REDIS_TAG="docker.io/library/redis:7-bookworm"
 SUITE="bookworm" # bookworm's python3 is 3.11, which is what python:3.11-slim promises
 T0=$SECONDS
 
@@ -166,7 +169,7 @@ remove_rootfs() {
 # ran this -- as CI's clone does on the session's machine -- skips the minute of debootstrap. A cache older
 # than a week is rebuilt, to pick up Debian's security updates.
 CACHE_DIR="${SIMULATORD_IMAGE_CACHE:-/var/cache/simulatord}"
-ROOTFS_TAR="$CACHE_DIR/bookworm-py-rootfs.tar"
+ROOTFS_TAR="$CACHE_DIR/bookworm-py-redis-rootfs.tar"
 
 build_rootfs_tar() {
   local mirror rootfs="$STATE_DIR/rootfs.tmp" ok=0 attempt
@@ -175,7 +178,7 @@ build_rootfs_tar() {
   log "debootstrap $SUITE from $mirror (about a minute)"
   remove_rootfs "$rootfs"
   for attempt in 1 2 3; do
-    if debootstrap --variant=minbase --include=python3-minimal,python3-venv \
+    if debootstrap --variant=minbase --include=python3-minimal,python3-venv,redis-server \
       "$SUITE" "$rootfs" "$mirror" >"$STATE_DIR/debootstrap.log" 2>&1; then
       ok=1
       break
@@ -217,7 +220,7 @@ else
     "$ROOTFS_TAR" "$BASE_IMAGE" >/dev/null
 fi
 # Re-tag every time: cheap, and repairs a removed tag.
-podman tag "$BASE_IMAGE" "$PY_SLIM_TAG"
+podman tag "$BASE_IMAGE" "$PY_SLIM_TAG" "$REDIS_TAG"
 
 log "ready in $((SECONDS - T0)) s; to use it:"
 cat <<EOF

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("SIMULATORD_PODMAN_DIR", REPO / ".podman"))
 SETUP_SCRIPT = REPO / "scripts" / "podman-setup.sh"
 COMPOSE_FILE = REPO / "docker-compose.yml"
+REPLICAS_FILE = REPO / "examples" / "replicas" / "docker-compose.yml"
 DAEMON_IMAGE = "localhost/simulatord:dev"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -98,15 +99,12 @@ def _missing(env: dict[str, str]) -> str | None:
     for tool in ("podman", "podman-compose", "check-jsonschema"):
         if shutil.which(tool, path=env.get("PATH")) is None:
             return f"{tool} not found"
-    probe = subprocess.run(
-        ["podman", "image", "exists", "docker.io/library/python:3.11-slim"],
-        env=env,
-        timeout=60,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if probe.returncode != 0:
-        return "base image python:3.11-slim (debootstrap stand-in) not built"
+    for image in ("docker.io/library/python:3.11-slim", "docker.io/library/redis:7-bookworm"):
+        probe = subprocess.run(
+            ["podman", "image", "exists", image], env=env, timeout=60, capture_output=True, stdin=subprocess.DEVNULL
+        )
+        if probe.returncode != 0:
+            return f"base image {image} (debootstrap stand-in) not built"
     return None
 
 
@@ -148,16 +146,68 @@ def _restore_ip_forward() -> Iterator[None]:
         pass
 
 
-def test_compose_file_matches_the_compose_spec(podman_env: dict[str, str]) -> None:
+@pytest.fixture(scope="module")
+def wheels(podman_env: dict[str, str]) -> float:
+    """The wheels on the host that the images install (no network inside the builds); seconds it took."""
+    started = time.monotonic()
+    wheels = REPO / "dist" / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)  # no stale simulatord wheel from an older tree
+    # setuptools reuses build/lib between builds, so a module deleted from the tree would still ship.
+    shutil.rmtree(REPO / "build", ignore_errors=True)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "-q", ".[fast,redis]", "-w", str(wheels)],
+        env=podman_env,
+        timeout=WHEEL_TIMEOUT_S,
+    )
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("compose_file", [COMPOSE_FILE, REPLICAS_FILE], ids=["example", "replicas"])
+def test_compose_file_matches_the_compose_spec(podman_env: dict[str, str], compose_file: Path) -> None:
     proc = _run(
-        ["check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        ["check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(compose_file)],
         env=podman_env,
         timeout=120,
     )
     assert "ok" in proc.stdout
 
 
-def test_compose_stack_passes(podman_env: dict[str, str], tmp_path: Path) -> None:
+def _up(compose: list[str], env: dict[str, str], log: Path) -> str:
+    """Runs the stack until its `tests` service exits; fails unless it passed. Returns the log."""
+    up = _run(
+        [*compose, "up", "--abort-on-container-exit", "--exit-code-from", "tests"],
+        env=env,
+        timeout=UP_TIMEOUT_S,
+        check=False,
+        log=log,
+    )
+    output = ANSI_ESCAPE.sub("", up.stdout + up.stderr)  # podman-compose colours its log prefixes
+    assert up.returncode == 0, f"stack exited {up.returncode} (full log: {log}):\n{output[-8000:]}"
+    # The runner's pytest-style closing line, e.g. "===== 5 passed in 1.2s =====".
+    summary = re.search(r"=+ ((?:\d+ failed, )?\d+ passed) in [\d.]+s =+", output)
+    assert summary and "failed" not in summary.group(1), output[-8000:]
+    return output
+
+
+def _down(compose: list[str], env: dict[str, str]) -> None:
+    _run([*compose, "down", "-t", "10"], env=env, timeout=DOWN_TIMEOUT_S, check=False)
+    # Each rebuild leaves the previous images dangling; the private storage would grow by ~200 MB a run.
+    _run(["podman", "image", "prune", "-f"], env=env, timeout=DOWN_TIMEOUT_S, check=False)
+
+
+def test_two_replicas_behind_one_address_serve_every_session(
+    podman_env: dict[str, str], wheels: float, tmp_path: Path
+) -> None:
+    project = f"simulatord-replicas-e2e-{os.getpid()}"
+    compose = ["podman-compose", "-f", str(REPLICAS_FILE), "-p", project]
+    _run([*compose, "build"], env=podman_env, timeout=BUILD_TIMEOUT_S, log=tmp_path / "build.log")
+    try:
+        _up(compose, podman_env, tmp_path / "up.log")
+    finally:
+        _down(compose, podman_env)
+
+
+def test_compose_stack_passes(podman_env: dict[str, str], wheels: float, tmp_path: Path) -> None:
     env = dict(podman_env)
     # Unique project and host ports, so a developer's own stack or a parallel run does not collide.
     project = f"simulatord-e2e-{os.getpid()}"
@@ -167,16 +217,7 @@ def test_compose_stack_passes(podman_env: dict[str, str], tmp_path: Path) -> Non
         APP_HOST_PORT=str(_free_port()),
     )
     compose = ["podman-compose", "-f", str(COMPOSE_FILE), "-p", project]
-    timings: dict[str, float] = {}
-
-    # 1. Wheels on the host: the images install only these (no network inside the builds).
-    started = time.monotonic()
-    wheels = REPO / "dist" / "wheels"
-    shutil.rmtree(wheels, ignore_errors=True)  # no stale simulatord wheel from an older tree
-    # setuptools reuses build/lib between builds, so a module deleted from the tree would still ship.
-    shutil.rmtree(REPO / "build", ignore_errors=True)
-    _run([sys.executable, "-m", "pip", "wheel", "-q", ".[fast]", "-w", str(wheels)], env=env, timeout=WHEEL_TIMEOUT_S)
-    timings["wheels"] = time.monotonic() - started
+    timings: dict[str, float] = {"wheels": wheels}  # 1. the wheels (the fixture)
 
     # 2. Images.
     started = time.monotonic()
@@ -194,20 +235,8 @@ def test_compose_stack_passes(podman_env: dict[str, str], tmp_path: Path) -> Non
     # 3. The stack, then always down.
     try:
         started = time.monotonic()
-        up = _run(
-            [*compose, "up", "--abort-on-container-exit", "--exit-code-from", "tests"],
-            env=env,
-            timeout=UP_TIMEOUT_S,
-            check=False,
-            log=tmp_path / "up.log",
-        )
+        _up(compose, env, tmp_path / "up.log")
         timings["up"] = time.monotonic() - started
-        output = ANSI_ESCAPE.sub("", up.stdout + up.stderr)  # podman-compose colours its log prefixes
-        exit_code = up.returncode
-        assert exit_code == 0, f"stack exited {exit_code} (full log: {tmp_path / 'up.log'}):\n{output[-8000:]}"
-        # The runner's pytest-style closing line, e.g. "===== 5 passed in 1.2s =====".
-        summary = re.search(r"=+ ((?:\d+ failed, )?\d+ passed) in [\d.]+s =+", output)
-        assert summary and "failed" not in summary.group(1), output[-8000:]
 
         states = _run(
             [
@@ -226,7 +255,5 @@ def test_compose_stack_passes(podman_env: dict[str, str], tmp_path: Path) -> Non
         # podman-compose stops the other services with SIGTERM once tests exit: a graceful stop is 0.
         assert daemon and daemon[0].split()[-1] == "0", f"daemon did not stop cleanly:\n{states}"
     finally:
-        _run([*compose, "down", "-t", "10"], env=env, timeout=DOWN_TIMEOUT_S, check=False)
-        # Each rebuild leaves the previous images dangling; the private storage would grow by ~200 MB a run.
-        _run(["podman", "image", "prune", "-f"], env=env, timeout=DOWN_TIMEOUT_S, check=False)
+        _down(compose, env)
         print("timings (s): " + ", ".join(f"{k}={v:.1f}" for k, v in timings.items()))
