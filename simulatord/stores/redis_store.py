@@ -326,16 +326,17 @@ class RedisStore:
         self._advert_set = True
 
     async def _lapsed(self) -> None:
-        """Gives up, in this replica only, every session another replica took over while our lease had lapsed;
-        the others are still ours (their owner key still names us)."""
-        keys = [session.key for session in self._memory.in_tenant(WILDCARD)]
-        owners = await self.redis.mget([self._owner_key(k) for k in keys]) if keys else []
-        for key, owner in zip(keys, owners, strict=True):
-            if owner is None or owner.decode() != self.replica:
-                log.warning(
-                    "session %s was taken over by replica %s while this one's lease had lapsed", key.name, owner
-                )
-                lost = self._forget(key)
+        """Our lease was gone. Sessions another replica took over meanwhile are given up, in this replica only;
+        sessions nobody owns (Redis restarted empty) are claimed again and written whole."""
+        sessions = self._memory.in_tenant(WILDCARD)
+        owners = await self.redis.mget([self._owner_key(s.key) for s in sessions]) if sessions else []
+        for session, owner in zip(sessions, owners, strict=True):
+            if owner is None and await self.redis.set(self._owner_key(session.key), self.replica, nx=True):
+                self._written.pop(session, None)  # Redis lost what was written: all of it again
+                self._mark(session)
+            elif owner is None or owner.decode() != self.replica:
+                log.warning("session %s was taken over while this replica's lease had lapsed", session.key.name)
+                lost = self._forget(session.key)
                 if lost is not None:
                     lost.close()
 

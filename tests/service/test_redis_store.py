@@ -259,6 +259,30 @@ def test_control_calls_say_unavailable_while_redis_is_away_and_traffic_is_still_
         assert [e.request.path for e in control.ListExchanges(pb.ListExchangesRequest(parent=name)).exchanges] == ["/x"]
 
 
+def test_a_redis_that_restarts_empty_is_written_again_whole(redis_server: RedisServer) -> None:
+    with daemon_on(redis_server.url) as (first, control):
+        created = program(control, "team")
+        name = created.session.name
+        assert httpx.get(f"{first.http_url}/{name}/seq").text == "one"
+        before = snapshot(control, name)
+        redis_server.stop()
+        redis_server.start()  # empty: no snapshots
+        # The replica's next heartbeat finds its lease gone and nobody owning its sessions: it writes them again.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not redis_keys(redis_server):
+            time.sleep(0.2)
+        control.CountExchanges(pb.CountExchangesRequest(parent=name))  # answered once the write is done
+    with daemon_on(redis_server.url) as (_, control):
+        assert snapshot(control, name) == before
+
+
+def redis_keys(server: RedisServer) -> list[str]:
+    listed = subprocess.run(
+        ["redis-cli", "-s", str(server.socket), "--raw", "keys", "sd:session:*"], capture_output=True, text=True
+    )
+    return listed.stdout.split()
+
+
 def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
     """`simulatord serve ARGS` on free ports, expected to exit by itself."""
     argv = [sys.executable, "-m", "simulatord", "serve", "--http-port", "0", "--grpc-port", "0", *args]
