@@ -189,6 +189,9 @@ class Forwarder:
         context.proxied = record
         if end is End.COMPLETE:
             # Only now does the client get the last bytes: once it has the answer, the recording answers too.
+            # The upstream's response is closed first, as nothing may wait between the last bytes and the
+            # journal's record of them (a client asking again at once would be recorded first).
+            await response.aclose()
             try:
                 await out.body(pump.result())
                 await out.end()

@@ -377,3 +377,26 @@ def test_once_the_client_has_an_answer_its_recording_answers_the_next_request(
         assert http.get(base + path).content == first.content
         assert len(upstream.received) == n + 1, path
     assert all(e.proxy.recorded_stub for e in exchanges(control, session) if e.HasField("proxy"))
+
+
+def test_a_forwarded_exchange_is_in_the_journal_before_the_client_can_ask_again(
+    control: pb_grpc.SimulatorServiceStub, session: pb.CreateSessionResponse, upstream: Upstream, http: httpx.Client
+) -> None:
+    # The journal keeps exchanges in the order their answers were complete: a request sent after a proxied
+    # answer arrived must come after it, or a test reading the journal sees them swapped.
+    program(control, session, proxy_stub(upstream.url))
+    control.CreateStub(
+        pb.CreateStubRequest(
+            parent=session.session.name,
+            stub=stub_pb2.Stub(
+                responses=[stub_pb2.Response(status=204)],
+                request=stub_pb2.RequestMatcher(path=stub_pb2.PathMatcher(exact="/local")),
+            ),
+        )
+    )
+    base = session.session.base_url
+    for n in range(40):
+        http.get(f"{base}/json?x={n}")
+        http.get(f"{base}/local")
+    paths = [e.request.path for e in exchanges(control, session)]
+    assert paths == ["/json", "/local"] * 40
