@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf import message_factory
 
+from simulatord.errors import SimulatorError
 from simulatord.names import SessionKey, parse_child, parse_session
 from simulatord.v1 import simulator_service_pb2 as pb
 
@@ -53,7 +54,7 @@ def session_of(request: Any) -> SessionKey | None:
             return parse_session(name)
         if name.count("/") == 5:
             return parse_child(name, name.split("/")[4])[0]
-    except Exception:
+    except SimulatorError:
         return None
     return None
 

@@ -203,20 +203,22 @@ class Forwarder:
         self, response: httpx.Response, out: Out, capture: _Capture | None, content_length: int | None
     ) -> bytes:
         """Relays the body as it arrives, but for its last bytes, which it returns: with a Content-Length they
-        are the chunk that completes it, otherwise the end of the chunked coding is."""
-        sent = 0
+        are the chunk that completes it, otherwise the end of the chunked coding is. The upstream's body is read
+        to its end either way, so that its connection goes back to the pool."""
+        sent, last = 0, b""
         async for chunk in response.aiter_raw():
             if capture is not None:
                 capture.feed(chunk, time.monotonic())
             sent += len(chunk)
             if content_length is not None and sent >= content_length:
-                return chunk
+                last = chunk
+                continue
             try:
                 await out.body(chunk)
             except OSError:  # the client left: not the upstream's failure
                 out.gone = True
                 return b""
-        return b""
+        return last
 
     def _record(
         self,

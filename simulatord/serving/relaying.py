@@ -51,6 +51,14 @@ def _request_headers(scope: dict[str, Any], body: bytes) -> list[tuple[str, str]
     return kept
 
 
+def _target(owner: str, scope: dict[str, Any]) -> str:
+    """The request's URL at the owner: its raw path and query as the client sent them."""
+    target: str = owner.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    return target
+
+
 def owner_unavailable(owner: str, why: str) -> Reply:
     message = f"the replica that owns this session ({owner}) {why}"
     return error_reply("OWNER_UNAVAILABLE", message, [("retry-after", "1")], status=503)
@@ -91,9 +99,7 @@ class Relayer:
         import aiohttp
         import yarl
 
-        target = owner.rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
+        target = _target(owner, scope)
         try:
             response = await self.client().request(
                 scope["method"],
@@ -160,11 +166,7 @@ async def relay_websocket(owner: str, scope: dict[str, Any], socket: Socket, ses
     except ImportError:  # the websockets library comes with the fast extra
         await socket.refuse(not_relayed(owner, "this daemon has no WebSocket client (pip install 'simulatord[fast]')"))
         return
-    target = owner.replace("http", "ws", 1).rstrip("/") + scope.get("raw_path", scope["path"].encode()).decode(
-        "latin-1"
-    )
-    if scope.get("query_string"):
-        target += "?" + scope["query_string"].decode("latin-1")
+    target = _target(owner.replace("http", "ws", 1), scope)
     offered: list[str] = []
     headers: list[tuple[str, str]] = [(RELAYED.decode(), "1")]
     if session is not None:
